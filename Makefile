@@ -1,0 +1,40 @@
+# seestocks-rank: `make demo` sets up and runs the pipeline on the embedded demo; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(or $(SEESTOCKS_DATA_DIR),$(CURDIR)/data)
+export SEESTOCKS_DATA_DIR := $(DATA_DIR)
+export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test lint ui validate clean
+
+setup: $(VENV)/.installed
+
+# torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/seestocks-rank demo
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+validate: setup
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+ui: setup
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(DATA_DIR)

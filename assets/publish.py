@@ -1,0 +1,120 @@
+"""The analysts' DuckDB file: the one writer, run after the stages it publishes."""
+
+import dagster as dg
+import polars as pl
+
+from resources import RankingSettings, StorageResource
+from seestocks_rank.evaluation import naive_rankings
+from seestocks_rank.retrieval import ancestor_pairs
+from seestocks_rank.rules import SHOWN
+from seestocks_rank.storage import publish_duckdb
+from seestocks_rank.taxonomy import Taxonomy
+
+PUBLISHED_TABLES = ("taxonomy", "catalog", "quarantine", "category_pages", "judgments", "fusion_model")
+PARTITIONED_VIEWS = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
+RANKING_COLUMNS = (
+    "category_id",
+    "category_path",
+    "rank",
+    "product_id",
+    "title",
+    "retailer",
+    "price",
+    "currency",
+    "final_score",
+    "confidence",
+    "score",
+    "freshness",
+    "retrieval_score",
+    "centroid_cosine",
+    "centroid_cosine_z",
+    "prompt_cosine",
+    "name_match",
+    "taxonomy_distance",
+    "price_z",
+    "visual_similarity",
+    "cross_encoder_score",
+    "model_version",
+    "offer_id",
+)
+
+
+@dg.asset(
+    group_name="analytics",
+    kinds={"duckdb"},
+    deps=[
+        "filtered_rankings",
+        "fused_scores",
+        "cross_encoder_features",
+        "candidate_sets",
+        "product_embeddings",
+        "taxonomy_centroids",
+        *PUBLISHED_TABLES,
+    ],
+    check_specs=[dg.AssetCheckSpec("every_active_page_ranked", asset="analyst_database")],
+)
+def analyst_database(context: dg.AssetExecutionContext, storage: StorageResource, settings: RankingSettings):
+    """Rebuild ``<data root>/seestocks.duckdb``: ``rankings`` (shown products per active page, with
+    the signals), ``page_exclusions`` (what the rules kept off a page, and why), ``naive_rankings``,
+    the input tables, and views over every stage's Parquet files."""
+    store = storage.store
+    tables = {name: store.read(name) for name in PUBLISHED_TABLES}
+    pages = tables["category_pages"]
+    active = pl.col("category_id").is_in(pages.get_column("category_id").implode())
+    ranked = (
+        store.read_partitions("filtered_rankings")
+        .filter(active)
+        .join(pages.select("category_id", pl.col("path").alias("category_path")), on="category_id")
+    )
+    shown = ranked.filter(pl.col("status") == SHOWN).sort("category_id", "rank")
+    tree = Taxonomy.from_nodes(tables["taxonomy"])
+    tables["rankings"] = shown.select(c for c in RANKING_COLUMNS if c in shown.columns)
+    tables["page_exclusions"] = ranked.filter(pl.col("status") != SHOWN).select(
+        "category_id",
+        "category_path",
+        "offer_id",
+        "product_id",
+        "title",
+        "retailer",
+        "price",
+        "status",
+        "reason",
+        "duplicate_of",
+        "confidence",
+        "freshness",
+        "final_score",
+    )
+    tables["naive_rankings"] = naive_rankings(
+        tables["catalog"].select("offer_id", "product_id", "title", "retailer", "price", "category_id"),
+        pages,
+        tree,
+        settings.page_size,
+    )
+    tables["taxonomy_closure"] = ancestor_pairs(tree)
+    tables["taxonomy_centroids"] = store.read("taxonomy_centroids").drop("centroid", "prompt_embedding")
+    views = {
+        name: f"SELECT * FROM read_parquet('{store.partition_glob(name)}')"
+        for name in PARTITIONED_VIEWS
+        if list(store.tables_dir.joinpath(name).glob("*.parquet"))
+    }
+    views["product_embeddings"] = f"SELECT * FROM read_parquet('{store.table_path('product_embeddings')}')"
+    counts = publish_duckdb(storage.duckdb_path, tables, views)
+    ranked_pages = set(shown.get_column("category_id").unique().to_list())
+    unranked = [c for c in pages.get_column("category_id").to_list() if c not in ranked_pages]
+    yield dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(storage.duckdb_path)),
+            "tables": dg.MetadataValue.json(counts),
+            "views": sorted(views),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_active_page_ranked",
+                passed=not unranked,
+                metadata={
+                    "pages": pages.height,
+                    "pages_without_ranking": dg.MetadataValue.json(unranked[:50]),
+                },
+            )
+        ],
+    )

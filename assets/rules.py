@@ -1,0 +1,70 @@
+"""Stage 3: business rules and the final page order."""
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import preview, timed
+from assets.partitions import category_pages_partitions, single_run
+from resources import RankingSettings
+from seestocks_rank.embeddings import with_vectors
+from seestocks_rank.rules import SHOWN, apply_rules
+
+RULES = "business_rules"
+RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_scores_finite")
+
+
+@dg.asset(
+    group_name=RULES,
+    partitions_def=category_pages_partitions,
+    backfill_policy=single_run,
+    kinds={"polars", "parquet"},
+    check_specs=[dg.AssetCheckSpec(name, asset="filtered_rankings") for name in RANKING_CHECKS],
+)
+def filtered_rankings(
+    context: dg.AssetExecutionContext,
+    fused_scores: pl.DataFrame,
+    catalog: pl.DataFrame,
+    product_embeddings: pl.DataFrame,
+    settings: RankingSettings,
+):
+    """Dedup across retailers (cheapest kept), freshness decay, confidence cut, retailer diversity,
+    final rank. Every candidate stays in the table with its ``status`` and ``reason``."""
+    offers = catalog.select("offer_id", "product_id", "title", "retailer", "price", "currency", "last_seen")
+    scored, scored_vectors = with_vectors(fused_scores.join(offers, on="offer_id", how="left"), product_embeddings)
+    reference_time = catalog.get_column("last_seen").max()
+    timings: dict[str, float] = {}
+    with timed(timings, "rules_s"):
+        ranked = apply_rules(scored, scored_vectors, reference_time, settings.rule_config())
+    shown = ranked.filter(pl.col("status") == SHOWN)
+    status_counts = {k: v for k, v in ranked.group_by("status").len().sort("status").iter_rows()}
+    yield dg.Output(
+        ranked,
+        metadata={
+            "rows": ranked.height,
+            "shown": shown.height,
+            "status": dg.MetadataValue.json(status_counts),
+            "reference_time": str(reference_time),
+            **timings,
+            "rules_ms_per_page": round(1000 * timings["rules_s"] / max(len(context.partition_keys), 1), 3),
+            "top_of_first_page": preview(
+                shown, 10, ["category_id", "rank", "title", "retailer", "price", "final_score"]
+            ),
+        },
+    )
+    yield from ranking_check_results(shown)
+
+
+def ranking_check_results(shown: pl.DataFrame):
+    """The invariants of a ranked page, as check results for the pages in hand."""
+    dupes = shown.group_by("category_id", "offer_id").len().filter(pl.col("len") > 1).height
+    dupes += shown.group_by("category_id", "product_id", "retailer").len().filter(pl.col("len") > 1).height
+    gaps = (
+        shown.group_by("category_id")
+        .agg(ok=(pl.col("rank").sort() == pl.int_range(1, pl.len() + 1)).all())
+        .filter(~pl.col("ok"))
+        .height
+    )
+    non_finite = shown.filter(~pl.col("final_score").is_finite() | pl.col("final_score").is_null()).height
+    yield dg.AssetCheckResult(check_name=RANKING_CHECKS[0], passed=dupes == 0, metadata={"duplicates": dupes})
+    yield dg.AssetCheckResult(check_name=RANKING_CHECKS[1], passed=gaps == 0, metadata={"pages_with_gaps": gaps})
+    yield dg.AssetCheckResult(check_name=RANKING_CHECKS[2], passed=non_finite == 0, metadata={"non_finite": non_finite})

@@ -1,0 +1,40 @@
+"""IO manager: assets return polars DataFrames and this decides where they live.
+
+Unpartitioned assets are one Parquet file; category-partitioned assets are one Parquet file per
+category page, split by ``category_id`` (a single-run backfill hands over many partitions at once).
+Every write is atomic, so a failed run never destroys the last good output.
+"""
+
+import dagster as dg
+import polars as pl
+
+from seestocks_rank.storage import TableStore
+
+
+def table_name(asset_key: dg.AssetKey) -> str:
+    return "__".join(asset_key.path)
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    root: str
+
+    @property
+    def store(self) -> TableStore:
+        return TableStore(self.root)
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        if obj is None:
+            return
+        name = table_name(context.asset_key)
+        if context.has_asset_partitions:
+            rows = self.store.write_partitions(name, obj, context.asset_partition_keys)
+            context.add_output_metadata({"partitions_written": len(rows)})
+        else:
+            path = self.store.write(name, obj)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        name = table_name(context.asset_key)
+        if context.has_asset_partitions:  # the upstream asset is partitioned: read the mapped partitions
+            return self.store.read_partitions(name, context.asset_partition_keys)
+        return self.store.read(name)

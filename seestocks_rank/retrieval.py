@@ -1,0 +1,182 @@
+"""Stage 1, candidate retrieval: one robust "ideal product" vector per category page, a FAISS index
+over every product, and a batched nearest-neighbour search of all page centroids at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from seestocks_rank.embeddings import array_series
+from seestocks_rank.taxonomy import Taxonomy
+
+
+def ancestor_pairs(taxonomy: Taxonomy) -> pl.DataFrame:
+    """Every (category_id, ancestor_id) pair with the category itself included, from the nodes table."""
+    nodes = taxonomy.nodes.select("category_id", "parent_id")
+    pairs = [nodes.select("category_id", pl.col("category_id").alias("ancestor_id"))]
+    frontier = nodes.select("category_id", pl.col("parent_id").alias("ancestor_id")).drop_nulls()
+    while frontier.height:
+        pairs.append(frontier)
+        frontier = (
+            frontier.join(nodes, left_on="ancestor_id", right_on="category_id", how="inner")
+            .select("category_id", pl.col("parent_id").alias("ancestor_id"))
+            .drop_nulls()
+        )
+    return pl.concat(pairs)
+
+
+def page_members(products: pl.DataFrame, pages: pl.DataFrame, taxonomy: Taxonomy) -> pl.DataFrame:
+    """(page category_id, row) for every product assigned to the page's category or a descendant.
+
+    ``row`` is the product's position in ``products``.
+    """
+    rows = products.select("category_id").with_row_index("row")
+    return (
+        rows.join(ancestor_pairs(taxonomy), on="category_id", how="inner")
+        .join(pages.select(pl.col("category_id").alias("ancestor_id")), on="ancestor_id", how="semi")
+        .select(pl.col("ancestor_id").alias("category_id"), pl.col("row").cast(pl.Int64))
+        .sort("category_id", "row")
+    )
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def robust_centroid(
+    members: np.ndarray,
+    prompt: np.ndarray,
+    *,
+    trim: float = 0.25,
+    prompt_weight: float = 0.35,
+    rounds: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of a page's members after trimming those least like the current centre, blended with
+    the page's text prompt vector. Mis-tagged products sit far from the bulk and get trimmed, so a
+    few percent of wrong tags barely move the centre. Returns the unit centroid and the kept mask."""
+    if members.shape[0] == 0:
+        return _normalize(prompt).astype(np.float32), np.zeros(0, dtype=bool)
+    centre = _normalize(_normalize(members.mean(axis=0)) + prompt_weight * prompt)
+    keep = np.ones(members.shape[0], dtype=bool)
+    for _ in range(rounds):
+        sims = members @ centre
+        if members.shape[0] >= 5:
+            keep = sims >= np.quantile(sims, trim)
+        centre = _normalize(_normalize(members[keep].mean(axis=0)) + prompt_weight * prompt)
+    return centre.astype(np.float32), keep
+
+
+def page_prompt(path: str) -> str:
+    """The text that stands for a category page: its leaf name, then its full path for context."""
+    leaf = path.rsplit(" > ", 1)[-1]
+    return f"{leaf}. {path}"
+
+
+def category_centroids(
+    pages: pl.DataFrame,
+    taxonomy: Taxonomy,
+    products: pl.DataFrame,
+    product_vectors: np.ndarray,
+    prompt_vectors: np.ndarray,
+    *,
+    trim: float = 0.25,
+    prompt_weight: float = 0.35,
+) -> pl.DataFrame:
+    """One profile per page (``pages``: ``category_id``, row-aligned with ``prompt_vectors``).
+
+    ``products`` (``category_id, price``) is row-aligned with ``product_vectors``. The profile holds the
+    robust centroid, the page's prompt vector, and the spread of its core members' similarity and
+    log-price (median and MAD), which the features stage scores candidates against. Output columns:
+    ``category_id, path, n_members, n_core, member_cos_median, member_cos_mad, log_price_median,
+    log_price_mad, centroid, prompt_embedding``.
+    """
+    members = page_members(products, pages, taxonomy)
+    by_page = {k[0]: g.get_column("row").to_numpy() for k, g in members.group_by("category_id")}
+    log_price = np.log(products.get_column("price").to_numpy().astype(np.float64))
+    page_ids = pages.get_column("category_id").to_list()
+    centroids = np.zeros((len(page_ids), prompt_vectors.shape[1]), dtype=np.float32)
+    stats = np.full((len(page_ids), 6), np.nan, dtype=np.float64)
+    for i, cid in enumerate(page_ids):  # a loop over pages, vectorised within each page
+        rows = by_page.get(cid, np.zeros(0, dtype=np.int64))
+        member_vecs = product_vectors[rows]
+        centroids[i], keep = robust_centroid(member_vecs, prompt_vectors[i], trim=trim, prompt_weight=prompt_weight)
+        stats[i, 0:2] = (len(rows), keep.sum())
+        if len(rows):
+            stats[i, 2:4] = _median_mad(member_vecs @ centroids[i])
+            stats[i, 4:6] = _median_mad(log_price[rows[keep]])
+    return (
+        pl.DataFrame(
+            {
+                "category_id": pl.Series(page_ids, dtype=pl.Int64),
+                "path": [taxonomy.path(c) for c in page_ids],
+                "n_members": stats[:, 0].astype(np.int64),
+                "n_core": stats[:, 1].astype(np.int64),
+                "member_cos_median": stats[:, 2],
+                "member_cos_mad": stats[:, 3],
+                "log_price_median": stats[:, 4],
+                "log_price_mad": stats[:, 5],
+            }
+        )
+        .with_columns(array_series("centroid", centroids), array_series("prompt_embedding", prompt_vectors))
+        .with_columns(pl.col(pl.Float64).fill_nan(None))
+    )
+
+
+def _median_mad(values: np.ndarray) -> tuple[float, float]:
+    med = float(np.median(values))
+    return med, float(np.median(np.abs(values - med)))
+
+
+def build_index(vectors: np.ndarray, *, kind: str = "flat", use_gpu: bool = True):  # noqa: ANN201 - faiss type
+    """Inner-product FAISS index over unit vectors; moved to the GPUs when faiss has any.
+
+    ``kind``: ``flat`` (exact), ``hnsw`` (graph, fast on CPU), or ``ivf`` (inverted lists).
+    """
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 256
+    elif kind == "ivf":
+        nlist = max(1, min(4096, int(4 * np.sqrt(n))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = max(1, nlist // 8)
+    else:
+        raise ValueError(f"unknown index kind {kind!r}: use flat, hnsw or ivf")
+    if use_gpu and kind != "hnsw" and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(vectors)
+    return index
+
+
+def search_candidates(
+    index,  # noqa: ANN001 - faiss index
+    centroids: pl.DataFrame,
+    offer_ids: pl.Series,
+    k: int,
+) -> pl.DataFrame:
+    """Top-``k`` products per page centroid, all pages in one batched search.
+
+    Output: ``category_id, offer_id, retrieval_rank`` (1-based), ``retrieval_score`` (cosine).
+    """
+    queries = np.ascontiguousarray(centroids.get_column("centroid").to_numpy(), dtype=np.float32)
+    k = min(k, index.ntotal)
+    scores, idx = index.search(queries, k)
+    valid = idx >= 0
+    page = np.repeat(centroids.get_column("category_id").to_numpy(), k).reshape(-1, k)
+    rank = np.broadcast_to(np.arange(1, k + 1), idx.shape)
+    return pl.DataFrame(
+        {
+            "category_id": pl.Series(page[valid], dtype=pl.Int64),
+            "offer_id": offer_ids.gather(idx[valid]),
+            "retrieval_rank": pl.Series(rank[valid], dtype=pl.Int32),
+            "retrieval_score": pl.Series(scores[valid], dtype=pl.Float32),
+        }
+    )

@@ -1,0 +1,176 @@
+"""Stage 3, business rules on the fused scores of each page: cross-retailer dedup (keep the cheapest
+offer of a product), freshness decay, a minimum-confidence cut, retailer diversity at the top, and
+the final contiguous rank. Nothing is dropped: every candidate keeps a ``status`` and a ``reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+SHOWN = "shown"
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    page_size: int = 50
+    min_confidence: float = 0.35
+    dedup_min_cosine: float = 0.9
+    dedup_max_price_ratio: float = 1.6
+    freshness_grace_days: float = 2.0
+    freshness_half_life_days: float = 14.0
+    diversity_top_n: int = 10
+    diversity_max_per_retailer: int = 3
+
+
+_NUMBER = r"\d+(?:[.,]\d+)?"
+
+
+def number_signature(titles: pl.Expr) -> pl.Expr:
+    """The sorted set of numbers in a title: offers of one product share sizes and model numbers."""
+    return (
+        titles.str.extract_all(_NUMBER)
+        .list.eval(pl.element().str.replace(",", "."))
+        .list.unique()
+        .list.sort()
+        .list.join(" ")
+    )
+
+
+def duplicate_groups(
+    page_ids: np.ndarray, vectors: np.ndarray, signatures: np.ndarray, prices: np.ndarray, config: RuleConfig
+) -> np.ndarray:
+    """Group label per row: rows of one page linked when their embeddings are near-identical, their
+    number signatures agree and their prices are within a ratio (transitively, as components)."""
+    labels = np.empty(len(page_ids), dtype=np.int64)
+    order = np.argsort(page_ids, kind="stable")
+    bounds = np.flatnonzero(np.diff(page_ids[order])) + 1
+    offset = 0
+    for rows in np.split(order, bounds):  # a loop over pages, vectorised within a page
+        v = vectors[rows]
+        same = (v @ v.T) >= config.dedup_min_cosine
+        same &= signatures[rows][:, None] == signatures[rows][None, :]
+        p = prices[rows]
+        same &= np.maximum(p[:, None], p[None, :]) <= config.dedup_max_price_ratio * np.minimum(p[:, None], p[None, :])
+        i, j = np.nonzero(same)
+        n, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(len(rows), len(rows))))
+        labels[rows] = comp + offset
+        offset += n
+    return labels
+
+
+def apply_rules(
+    scored: pl.DataFrame, vectors: np.ndarray, reference_time: datetime, config: RuleConfig | None = None
+) -> pl.DataFrame:
+    """Rank each page's scored candidates.
+
+    ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` (plus any
+    signals, passed through), row-aligned with ``vectors`` (the products' embeddings). Adds
+    ``freshness, final_score, duplicate_of, status, reason, rank`` (rank 1.. for shown rows, null
+    otherwise) and returns rows sorted by page then rank.
+    """
+    config = config or RuleConfig()
+    if scored.height == 0:
+        return scored.with_columns(
+            pl.lit(None, pl.Float64).alias("freshness"),
+            pl.lit(None, pl.Float64).alias("final_score"),
+            pl.lit(None, pl.Utf8).alias("duplicate_of"),
+            pl.lit(None, pl.Utf8).alias("status"),
+            pl.lit(None, pl.Utf8).alias("reason"),
+            pl.lit(None, pl.Int32).alias("rank"),
+        )
+    signatures = scored.select(number_signature(pl.col("title"))).to_series().to_numpy()
+    groups = duplicate_groups(
+        scored.get_column("category_id").to_numpy(),
+        vectors,
+        signatures,
+        scored.get_column("price").to_numpy(),
+        config,
+    )
+    age_days = (pl.lit(reference_time).dt.replace_time_zone("UTC") - pl.col("last_seen")).dt.total_seconds() / 86400
+    df = scored.with_columns(
+        pl.Series("_group", groups),
+        (0.5 ** ((age_days - config.freshness_grace_days).clip(0) / config.freshness_half_life_days)).alias(
+            "freshness"
+        ),
+    ).with_columns((pl.col("confidence") * pl.col("freshness")).alias("final_score"))
+    # The group's page position comes from its best offer; the offer shown is its cheapest.
+    df = df.with_columns(
+        pl.col("final_score").max().over("_group").alias("_group_score"),
+        pl.col("offer_id")
+        .sort_by("price", "final_score", descending=[False, True])
+        .first()
+        .over("_group")
+        .alias("_kept"),
+    )
+    is_dup = pl.col("offer_id") != pl.col("_kept")
+    low = pl.col("_group_score") < config.min_confidence
+    df = df.with_columns(
+        pl.when(is_dup).then(pl.col("_kept")).otherwise(None).alias("duplicate_of"),
+        pl.when(is_dup)
+        .then(pl.lit("duplicate"))
+        .when(low)
+        .then(pl.lit("low_confidence"))
+        .otherwise(pl.lit(SHOWN))
+        .alias("status"),
+        pl.when(is_dup)
+        .then(pl.lit("cheaper offer of the same product kept"))
+        .when(low)
+        .then(
+            pl.format(
+                "confidence x freshness {} below {}",
+                pl.col("_group_score").round(3),
+                pl.lit(config.min_confidence),
+            )
+        )
+        .otherwise(None)
+        .alias("reason"),
+    )
+    df = _diversify_and_rank(df, config)
+    return df.drop("_group", "_group_score", "_kept")
+
+
+def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
+    """Order shown rows by group score, then let at most ``max_per_retailer`` offers of one retailer into
+    the top ``top_n`` (the others move just below it); rows past ``page_size`` are marked overflow."""
+    shown = pl.col("status") == SHOWN
+    ordered = df.sort(
+        "category_id", shown.not_(), "_group_score", "offer_id", descending=[False, False, True, False]
+    ).with_columns((pl.col("offer_id").cum_count().over("category_id", "retailer", shown) - 1).alias("_retailer_pos"))
+    eligible = shown & (pl.col("_retailer_pos") < config.diversity_max_per_retailer)
+    ordered = (
+        ordered.with_columns(
+            (eligible.cast(pl.Int32).cum_sum().over("category_id") - 1).alias("_eligible_pos"),
+            pl.int_range(pl.len()).over("category_id").alias("_pos"),
+        )
+        .with_columns(
+            pl.when(shown.not_())
+            .then(2)
+            .when(eligible & (pl.col("_eligible_pos") < config.diversity_top_n))
+            .then(0)
+            .otherwise(1)
+            .alias("_tier")
+        )
+        .sort("category_id", "_tier", "_pos")
+    )
+    ranked = ordered.with_columns(
+        pl.when(shown)
+        .then(pl.int_range(1, pl.len() + 1).over("category_id"))
+        .otherwise(None)
+        .cast(pl.Int32)
+        .alias("rank")
+    )
+    overflow = pl.col("rank") > config.page_size
+    return ranked.with_columns(
+        pl.when(overflow).then(pl.lit("overflow")).otherwise(pl.col("status")).alias("status"),
+        pl.when(overflow)
+        .then(pl.lit(f"beyond the page size of {config.page_size}"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+        pl.when(overflow).then(None).otherwise(pl.col("rank")).alias("rank"),
+    ).drop("_retailer_pos", "_eligible_pos", "_pos", "_tier")
