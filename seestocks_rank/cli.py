@@ -40,28 +40,16 @@ def _ensure_dagster_home(data_dir: Path) -> Path:
 
 def run_pipeline(data_dir: Path) -> None:
     """Materialize every asset for every category page, in process, on the persistent instance
-    (so ``dagster dev`` shows the runs): sync the pages, then one run over the whole page range."""
+    (so ``dagster dev`` shows the runs and the partitions)."""
     import dagster as dg
 
-    from assets.definitions import build_resources, defs
-    from assets.jobs import all_pages_run_request
+    from assets.definitions import build_resources, materialize_all_pages
 
     _ensure_dagster_home(data_dir)
-    resources = build_resources(str(data_dir))
     with dg.DagsterInstance.get() as instance:
-        pages_result = defs.resolve_job_def("sync_category_pages").execute_in_process(
-            instance=instance, resources=resources
-        )
-        if not pages_result.success:
-            raise SystemExit("syncing category pages failed")
-        request = all_pages_run_request(instance)
-        if isinstance(request, dg.SkipReason):
-            raise SystemExit(request.skip_message)
-        result = defs.resolve_job_def("nightly_rankings").execute_in_process(
-            instance=instance, resources=resources, tags=request.tags
-        )
-        if not result.success:
-            raise SystemExit("the nightly run failed; see the log above")
+        result = materialize_all_pages(instance, build_resources(str(data_dir)), raise_on_error=False)
+    if not result.success:
+        raise SystemExit("the pipeline run failed; see the log above")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,0 +1,27 @@
+"""A small generated demo in a temp data root, and a pipeline that has run over it once."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.definitions import build_resources, materialize_all_pages
+from seestocks_rank.demo import generate_demo
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    generate_demo(root / "demo", n_products=1500, n_retailers=4, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(small_data_dir: Path) -> tuple[dg.DagsterInstance, dg.ExecuteInProcessResult, Path]:
+    """The whole graph materialized once over every page (module tests read its outputs)."""
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_all_pages(instance, build_resources(str(small_data_dir)))
+    return instance, result, small_data_dir
