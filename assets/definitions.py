@@ -16,7 +16,6 @@ from resources import (
     default_data_dir,
 )
 
-
 INPUT_ENV_VARS = {
     "catalog": "SEESTOCKS_CATALOG",
     "taxonomy": "SEESTOCKS_TAXONOMY",
@@ -53,12 +52,17 @@ defs = dg.Definitions(
 
 
 def materialize_all_pages(
-    instance: dg.DagsterInstance, resources: dict[str, object], *, raise_on_error: bool = True
+    instance: dg.DagsterInstance,
+    resources: dict[str, object],
+    *,
+    raise_on_error: bool = True,
+    log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Run in process what the nightly schedule launches: sync the category pages (dynamic partitions),
     then one run of every asset over the whole page range."""
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     sync = defs.resolve_job_def("sync_category_pages").execute_in_process(
-        instance=instance, resources=resources, raise_on_error=raise_on_error
+        instance=instance, resources=resources, raise_on_error=raise_on_error, run_config=run_config
     )
     if not sync.success:
         return sync
@@ -66,5 +70,9 @@ def materialize_all_pages(
     if isinstance(request, dg.SkipReason):
         raise RuntimeError(request.skip_message)
     return defs.resolve_job_def("nightly_rankings").execute_in_process(
-        instance=instance, resources=resources, tags=request.tags, raise_on_error=raise_on_error
+        instance=instance,
+        resources=resources,
+        tags=request.tags,
+        raise_on_error=raise_on_error,
+        run_config=run_config,
     )

@@ -69,7 +69,9 @@ class FusionModel:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    """Numerically stable logistic function (no overflow, no clipping plateau)."""
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
 def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:

@@ -69,8 +69,9 @@ def apply_rules(
 ) -> pl.DataFrame:
     """Rank each page's scored candidates.
 
-    ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` (plus any
-    signals, passed through), row-aligned with ``vectors`` (the products' embeddings). Adds
+    ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` and optionally
+    the model's raw ``score``, which breaks ties of saturated confidence (plus any signals, passed
+    through), row-aligned with ``vectors`` (the products' embeddings). Adds
     ``freshness, final_score, duplicate_of, status, reason, rank`` (rank 1.. for shown rows, null
     otherwise) and returns rows sorted by page then rank.
     """
@@ -99,11 +100,18 @@ def apply_rules(
             "freshness"
         ),
     ).with_columns((pl.col("confidence") * pl.col("freshness")).alias("final_score"))
-    # The group's page position comes from its best offer; the offer shown is its cheapest.
+    # The group's page position comes from its best offer; the offer shown is its cheapest one that
+    # passes the confidence cut (a stale offer is not shown while a fresh one exists).
+    passing = pl.col("final_score") >= config.min_confidence
     df = df.with_columns(
         pl.col("final_score").max().over("_group").alias("_group_score"),
+        pl.col("score" if "score" in df.columns else "final_score").max().over("_group").alias("_group_raw"),
+        pl.col("centroid_cosine" if "centroid_cosine" in df.columns else "final_score")
+        .max()
+        .over("_group")
+        .alias("_group_similarity"),
         pl.col("offer_id")
-        .sort_by("price", "final_score", descending=[False, True])
+        .sort_by(passing.not_(), "price", "final_score", descending=[False, False, True])
         .first()
         .over("_group")
         .alias("_kept"),
@@ -132,7 +140,7 @@ def apply_rules(
         .alias("reason"),
     )
     df = _diversify_and_rank(df, config)
-    return df.drop("_group", "_group_score", "_kept")
+    return df.drop("_group", "_group_score", "_group_raw", "_group_similarity", "_kept")
 
 
 def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
@@ -140,7 +148,15 @@ def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
     the top ``top_n`` (the others move just below it); rows past ``page_size`` are marked overflow."""
     shown = pl.col("status") == SHOWN
     ordered = df.sort(
-        "category_id", shown.not_(), "_group_score", "offer_id", descending=[False, False, True, False]
+        "category_id",
+        shown.not_(),
+        "_group_score",
+        # Confidence saturates near 1 for clear matches and a small tree ensemble has few distinct
+        # scores: the model's raw score, then the similarity to the page centroid, break those ties.
+        "_group_raw",
+        "_group_similarity",
+        "offer_id",
+        descending=[False, False, True, True, True, False],
     ).with_columns((pl.col("offer_id").cum_count().over("category_id", "retailer", shown) - 1).alias("_retailer_pos"))
     eligible = shown & (pl.col("_retailer_pos") < config.diversity_max_per_retailer)
     ordered = (

@@ -24,7 +24,13 @@ def test_every_asset_materializes_and_checks_pass(pipeline_run):
     instance, result, _ = pipeline_run
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"product_embeddings", "taxonomy_centroids", "fusion_model", "analyst_database", *PARTITIONED} <= materialized
+    assert {
+        "product_embeddings",
+        "taxonomy_centroids",
+        "fusion_model",
+        "analyst_database",
+        *PARTITIONED,
+    } <= materialized
     checks = result.get_asset_check_evaluations()
     assert checks, "asset checks should have run"
     assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
@@ -121,3 +127,21 @@ def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
 @pytest.mark.parametrize("job_name", ["nightly_rankings", "sync_category_pages"])
 def test_jobs_resolve(job_name):
     assert defs.resolve_job_def(job_name) is not None
+
+
+def test_definitions_are_loadable():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    lineage = [
+        "product_embeddings",
+        "taxonomy_centroids",
+        "candidate_sets",
+        "cross_encoder_features",
+        "fused_scores",
+        "filtered_rankings",
+    ]
+    for upstream, downstream in zip(lineage, lineage[1:], strict=False):
+        assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys, upstream
+    for asset in PARTITIONED:
+        node = graph.get(dg.AssetKey(asset))
+        assert node.partitions_def is not None and node.backfill_policy == dg.BackfillPolicy.single_run()

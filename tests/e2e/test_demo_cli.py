@@ -13,8 +13,9 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     data_dir = tmp_path / "data"
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     metrics_file = tmp_path / "metrics.json"
-    code = main(["--data-dir", str(data_dir), "demo", "--products", "1200", "--retailers", "4",
-                 "--json", str(metrics_file)])
+    code = main(
+        ["--data-dir", str(data_dir), "demo", "--products", "1200", "--retailers", "4", "--json", str(metrics_file)]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "NAIVE: tagged products, cheapest first" in out and "RERANKED" in out
