@@ -8,6 +8,7 @@ embedding's content hash, so a new model re-encodes everything and nothing else 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -78,8 +79,13 @@ class SentenceTransformerEncoder:
             model.half()
         return model
 
-    @property
+    @cached_property
     def dim(self) -> int:
+        """The vector size, read from the model folder so an incremental run with nothing to encode
+        never loads the weights."""
+        pooling = self.model_path / "1_Pooling" / "config.json"
+        if pooling.exists():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
         return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -28,11 +28,11 @@ _TOKEN = r"[0-9a-záéíóúñüàèìòùç]+"
 
 
 def _tokens(expr: pl.Expr) -> pl.Expr:
-    """Lower-cased word tokens with a light plural strip (peppers -> pepper, boxes -> boxe)."""
+    """Lower-cased word tokens with a light plural strip (peppers -> pepper, bags -> bag, boxes -> boxe)."""
     return (
         expr.str.to_lowercase()
         .str.extract_all(_TOKEN)
-        .list.eval(pl.element().str.replace(r"^(.{3,}[^s])s$", "$1"))
+        .list.eval(pl.element().str.replace(r"^(.{2,}[^s])s$", "$1"))
         .list.unique()
     )
 

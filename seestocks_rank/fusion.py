@@ -107,7 +107,7 @@ def split_groups(groups: pl.Series, valid_share: float, seed: int) -> np.ndarray
     """Boolean mask of rows whose group falls in a seeded validation share of the groups."""
     distinct = np.array(sorted(groups.unique().cast(pl.Utf8).to_list()))
     rng = np.random.default_rng(seed)
-    n_valid = max(1, round(len(distinct) * valid_share)) if len(distinct) > 1 else 0
+    n_valid = min(max(1, round(len(distinct) * valid_share)), len(distinct) - 1) if len(distinct) > 1 else 0
     chosen = set(rng.choice(distinct, size=n_valid, replace=False).tolist())
     return groups.cast(pl.Utf8).is_in(list(chosen)).to_numpy()
 
@@ -159,7 +159,7 @@ def train_fusion(
         "deterministic": True,
         "force_row_wise": True,
         "seed": seed,
-        "num_threads": 2,
+        "num_threads": 1 if judged.height < 50_000 else 2,  # small sets: threads only contend
         "verbosity": -1,
     }
     train_set = dataset(~is_valid)

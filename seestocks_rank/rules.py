@@ -117,7 +117,7 @@ def apply_rules(
         .alias("_kept"),
     )
     is_dup = pl.col("offer_id") != pl.col("_kept")
-    low = pl.col("_group_score") < config.min_confidence
+    low = pl.col("_group_score").is_null() | (pl.col("_group_score") < config.min_confidence)
     df = df.with_columns(
         pl.when(is_dup).then(pl.col("_kept")).otherwise(None).alias("duplicate_of"),
         pl.when(is_dup)
