@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint ui validate clean
+.PHONY: setup demo test lint ui validate clean bench-quality
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ validate: setup
 ui: setup
 	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
 	$(BIN)/dagster dev -w workspace.yaml
+
+bench-quality: setup
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(DATA_DIR)

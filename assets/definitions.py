@@ -4,15 +4,17 @@ import os
 
 import dagster as dg
 
-from assets import embeddings, features, fusion, inputs, publish, retrieval, rules
+from assets import embeddings, features, fusion, inputs, publish, relevance, retrieval, rules, vision
 from assets.jobs import all_pages_run_request, category_pages_sensor, nightly_job, nightly_schedule, pages_job
 from resources import (
     ComputeResource,
+    CrossEncoderResource,
     InputsResource,
     ParquetIOManager,
     RankingSettings,
     StorageResource,
     TextModelResource,
+    VisionModelResource,
     default_data_dir,
 )
 
@@ -24,7 +26,9 @@ INPUT_ENV_VARS = {
 }
 
 
-def build_resources(data_dir: str | None = None, **inputs_overrides: str) -> dict[str, object]:
+def build_resources(
+    data_dir: str | None = None, settings: RankingSettings | None = None, **inputs_overrides: str
+) -> dict[str, object]:
     """Resources for a data root (default: ``$SEESTOCKS_DATA_DIR`` or ``./data``). Input files default
     to the embedded demo; ``SEESTOCKS_CATALOG`` etc. (or keyword overrides) point at your own."""
     root = data_dir or default_data_dir()
@@ -36,11 +40,15 @@ def build_resources(data_dir: str | None = None, **inputs_overrides: str) -> dic
         "inputs": InputsResource(data_root=root, **{**inputs, **inputs_overrides}),
         "compute": compute,
         "text_model": TextModelResource(compute=compute),
-        "settings": RankingSettings(),
+        "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
+        "settings": settings or RankingSettings(),
+        "vision": VisionModelResource(),
     }
 
 
-all_assets = dg.load_assets_from_modules([inputs, embeddings, retrieval, features, fusion, rules, publish])
+all_assets = dg.load_assets_from_modules(
+    [inputs, embeddings, retrieval, features, fusion, rules, publish, relevance, vision]
+)
 
 defs = dg.Definitions(
     assets=all_assets,

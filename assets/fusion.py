@@ -11,15 +11,15 @@ import polars as pl
 from assets._metadata import preview, timed
 from assets.features import RERANKING
 from assets.partitions import category_pages_partitions, single_run
-from resources import RankingSettings, StorageResource
-from seestocks_rank.embeddings import with_vectors
-from seestocks_rank.features import compute_features
+from resources import CrossEncoderResource, RankingSettings, StorageResource
+from seestocks_rank.embeddings import image_vectors, with_vectors
+from seestocks_rank.features import add_cross_encoder_scores, compute_features
 from seestocks_rank.fusion import FusionModel, train_fusion
 from seestocks_rank.judgments import judged_pairs
 from seestocks_rank.taxonomy import Taxonomy
 
 
-@dg.asset(group_name=RERANKING, kinds={"lightgbm", "parquet"})
+@dg.asset(group_name=RERANKING, kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])
 def fusion_model(
     context: dg.AssetExecutionContext,
     judgments: pl.DataFrame,
@@ -27,6 +27,8 @@ def fusion_model(
     product_embeddings: pl.DataFrame,
     taxonomy_centroids: pl.DataFrame,
     taxonomy: pl.DataFrame,
+    predicted_categories: pl.DataFrame,
+    cross_encoder: CrossEncoderResource,
     storage: StorageResource,
     settings: RankingSettings,
 ) -> pl.DataFrame:
@@ -35,9 +37,22 @@ def fusion_model(
     pages = taxonomy_centroids.get_column("category_id")
     pairs = judged_pairs(judgments, catalog, pages)
     products, product_vectors = with_vectors(
-        catalog.select("offer_id", "title", "category_id", "price"), product_embeddings
+        catalog.select("offer_id", "title", "category_id", "price").join(
+            predicted_categories.select("offer_id", "predicted_category_id"), on="offer_id", how="left"
+        ),
+        product_embeddings,
     )
-    judged = compute_features(pairs, products, product_vectors, taxonomy_centroids, Taxonomy.from_nodes(taxonomy))
+    images = image_vectors(products, product_embeddings)
+    judged = compute_features(
+        pairs,
+        products,
+        product_vectors,
+        taxonomy_centroids,
+        Taxonomy.from_nodes(taxonomy),
+        image_vectors=images[0] if images is not None else None,
+        image_ok=images[1] if images is not None else None,
+    )
+    judged = add_cross_encoder_scores(judged, products, taxonomy_centroids, cross_encoder.load())
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         model = train_fusion(judged, seed=settings.seed)

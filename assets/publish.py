@@ -10,7 +10,15 @@ from seestocks_rank.rules import SHOWN
 from seestocks_rank.storage import publish_duckdb
 from seestocks_rank.taxonomy import Taxonomy
 
-PUBLISHED_TABLES = ("taxonomy", "catalog", "quarantine", "category_pages", "judgments", "fusion_model")
+PUBLISHED_TABLES = (
+    "taxonomy",
+    "catalog",
+    "quarantine",
+    "category_pages",
+    "judgments",
+    "fusion_model",
+    "predicted_categories",
+)
 PARTITIONED_VIEWS = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
 RANKING_COLUMNS = (
     "category_id",
@@ -31,6 +39,7 @@ RANKING_COLUMNS = (
     "prompt_cosine",
     "name_match",
     "taxonomy_distance",
+    "predicted_distance",
     "price_z",
     "visual_similarity",
     "cross_encoder_score",

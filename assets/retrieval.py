@@ -6,8 +6,8 @@ import polars as pl
 from assets._metadata import preview, timed
 from assets.embeddings import RETRIEVAL
 from assets.partitions import category_pages_partitions, single_run
-from resources import ComputeResource, RankingSettings, TextModelResource
-from seestocks_rank.embeddings import vectors, with_vectors
+from resources import ComputeResource, RankingSettings, TextModelResource, VisionModelResource
+from seestocks_rank.embeddings import image_vectors, vectors, with_vectors
 from seestocks_rank.retrieval import build_index, category_centroids, page_prompt, search_candidates
 from seestocks_rank.taxonomy import Taxonomy
 
@@ -21,12 +21,18 @@ def taxonomy_centroids(
     product_embeddings: pl.DataFrame,
     text_model: TextModelResource,
     settings: RankingSettings,
+    vlm_checkpoint: pl.DataFrame,
+    vision: VisionModelResource,
 ) -> pl.DataFrame:
     """One profile per page: robust centroid of its tagged products blended with its path prompt,
-    plus the similarity and log-price spread of its core products."""
+    plus the similarity and log-price spread of its core products; with product images, also the page's
+    visual prototype (robust mean of its products' image vectors and the prompt's image-model text vector)."""
     tree = Taxonomy.from_nodes(taxonomy)
     products, product_vectors = with_vectors(catalog.select("offer_id", "category_id", "price"), product_embeddings)
-    prompts = text_model.encoder().encode([page_prompt(p) for p in category_pages.get_column("path").to_list()])
+    page_texts = [page_prompt(p) for p in category_pages.get_column("path").to_list()]
+    prompts = text_model.encoder().encode(page_texts)
+    images = image_vectors(products, product_embeddings)
+    image_model = vision.model_for(vlm_checkpoint) if images is not None else None
     profiles = category_centroids(
         category_pages,
         tree,
@@ -35,6 +41,10 @@ def taxonomy_centroids(
         prompts,
         trim=settings.centroid_trim,
         prompt_weight=settings.centroid_prompt_weight,
+        image_vectors=images[0] if images is not None else None,
+        image_ok=images[1] if images is not None else None,
+        visual_prompt_vectors=image_model.encode_texts(page_texts) if image_model is not None else None,
+        visual_prompt_weight=vision.visual_prompt_weight,
     )
     context.add_output_metadata(
         {

@@ -2,16 +2,19 @@
 
 from resources.compute import ComputeResource
 from resources.io_manager import ParquetIOManager
-from resources.models import TextModelResource
+from resources.models import CrossEncoderResource, TextModelResource
 from resources.settings import RankingSettings
 from resources.storage import InputsResource, StorageResource, default_data_dir
+from resources.vision import VisionModelResource
 
 __all__ = [
     "ComputeResource",
+    "CrossEncoderResource",
     "InputsResource",
     "ParquetIOManager",
     "RankingSettings",
     "StorageResource",
     "TextModelResource",
+    "VisionModelResource",
     "default_data_dir",
 ]

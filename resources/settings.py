@@ -16,6 +16,9 @@ class RankingSettings(dg.ConfigurableResource):
     freshness_half_life_days: float = 14.0
     diversity_top_n: int = 10
     diversity_max_per_retailer: int = 3
+    out_of_category_filter: bool = True  # flag pairs the catalog's own tags disagree with (status out_of_category)
+    cross_encoder_minutes: float = 1.5
+    cross_encoder_epochs: float = 2.0
     seed: int = 0
 
     @property

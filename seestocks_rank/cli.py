@@ -22,7 +22,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     out = _data_dir(args.data_dir) / "demo"
     start = time.perf_counter()
-    paths = generate_demo(out, n_products=args.products, n_retailers=args.retailers, seed=args.seed)
+    paths = generate_demo(
+        out, n_products=args.products, n_retailers=args.retailers, seed=args.seed, images=getattr(args, "images", False)
+    )
     print(f"demo written to {paths.root} in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -38,16 +40,22 @@ def _ensure_dagster_home(data_dir: Path) -> Path:
     return home
 
 
-def run_pipeline(data_dir: Path) -> None:
+def run_pipeline(data_dir: Path, cross_encoder_minutes: float | None = None) -> None:
     """Materialize every asset for every category page, in process, on the persistent instance
     (so ``dagster dev`` shows the runs and the partitions)."""
     import dagster as dg
 
     from assets.definitions import build_resources, materialize_all_pages
+    from resources import RankingSettings
 
     _ensure_dagster_home(data_dir)
+    settings = (
+        RankingSettings()
+        if cross_encoder_minutes is None
+        else RankingSettings(cross_encoder_minutes=cross_encoder_minutes)
+    )
     with dg.DagsterInstance.get() as instance:
-        result = materialize_all_pages(instance, build_resources(str(data_dir)), raise_on_error=False)
+        result = materialize_all_pages(instance, build_resources(str(data_dir), settings), raise_on_error=False)
     if not result.success:
         raise SystemExit("the pipeline run failed; see the log above")
 
@@ -55,7 +63,7 @@ def run_pipeline(data_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data_dir)
     start = time.perf_counter()
-    run_pipeline(data_dir)
+    run_pipeline(data_dir, args.cross_encoder_minutes)
     print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {data_dir / 'seestocks.duckdb'}")
     return 0
 
@@ -78,6 +86,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_report(args)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from seestocks_rank.encoders import SentenceTransformerEncoder
+    from seestocks_rank.relevance import RelevanceModels, evaluate, load_eval_judgments
+
+    judgments = load_eval_judgments(args.judgments)
+    model_dir = Path(args.model) if args.model else _data_dir(args.data_dir) / "models" / "relevance"
+    models = RelevanceModels.load(model_dir, device=args.device) if model_dir.exists() else None
+    if models is None:
+        print(f"note: no relevance models in {model_dir}; comparing the untrained rankers only", file=sys.stderr)
+    result = evaluate(
+        judgments,
+        SentenceTransformerEncoder(device=args.device),
+        models,
+        relevant_min=args.relevant_min,
+        irrelevant_max=args.irrelevant_max,
+        k=args.k,
+    )
+    print(json.dumps({"judgments_file": str(args.judgments), "model_dir": str(model_dir), **result}, indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from seestocks_rank.encoders import SentenceTransformerEncoder
+    from seestocks_rank.relevance import load_eval_judgments, train_relevance_models
+
+    out = Path(args.out) if args.out else _data_dir(args.data_dir) / "models" / "relevance"
+    summary = train_relevance_models(
+        load_eval_judgments(args.judgments),
+        SentenceTransformerEncoder(device=args.device),
+        out,
+        cross_encoder_budget_s=args.minutes * 60,
+        max_pairs=args.max_pairs,
+        max_epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps({"out": str(out), **summary}, indent=2, default=float))
+    return 0
+
+
+def cmd_adapt_homedepot(args: argparse.Namespace) -> int:
+    from seestocks_rank.adapters import homedepot_judgments
+
+    judgments = homedepot_judgments(args.source)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        part = judgments.filter(judgments.get_column("split") == split).drop("split")
+        part.write_csv(out / f"homedepot_{split}.csv")
+        print(f"{out / f'homedepot_{split}.csv'}: {part.height} judgments, {part['query_id'].n_unique()} queries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seestocks-rank", description=__doc__)
     parser.add_argument("--data-dir", help="data root (default: $SEESTOCKS_DATA_DIR or ./data)")
@@ -87,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--products", type=int, default=20_000)
         p.add_argument("--retailers", type=int, default=8)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--images", action="store_true", help="also draw a product image per product (image path on)")
 
     def report_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--page", action="append", help="page name or category id to print (repeatable)")
@@ -96,7 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate-demo", help="write the seeded demo catalog to <data>/demo")
     demo_options(gen)
     gen.set_defaults(func=cmd_generate)
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--cross-encoder-minutes", type=float, help="cross-encoder fine-tuning budget (default: the settings')"
+        )
+
     run = sub.add_parser("run", help="materialize all assets for all category pages (in process)")
+    run_options(run)
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="naive (tagged, cheapest first) versus reranked pages")
     report_options(rep)
@@ -104,7 +174,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate the demo if missing, run the pipeline, print the report")
     demo_options(demo)
     report_options(demo)
+    run_options(demo)
     demo.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="compare rankers on a judgments file (one JSON object)")
+    ev.add_argument("--judgments", required=True, help="CSV/Parquet: query_id, query, product_id, title, grade")
+    ev.add_argument("--model", help="relevance models folder (default: <data>/models/relevance, the pipeline's)")
+    ev.add_argument("--relevant-min", type=float, help="grade at or above which a product is relevant")
+    ev.add_argument("--irrelevant-max", type=float, help="grade at or below which a product is irrelevant")
+    ev.add_argument("--k", type=int, default=10)
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_evaluate)
+    tr = sub.add_parser("train", help="fine-tune the cross-encoder and train the fusion models on judgments")
+    tr.add_argument("--judgments", required=True)
+    tr.add_argument("--out", help="output folder (default: <data>/models/relevance)")
+    tr.add_argument("--minutes", type=float, default=30.0, help="cross-encoder training budget")
+    tr.add_argument("--epochs", type=float, default=3.0, help="cross-encoder epochs at most")
+    tr.add_argument("--max-pairs", type=int, help="train the cross-encoder on at most this many pairs")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.set_defaults(func=cmd_train)
+    ad = sub.add_parser("adapt-homedepot", help="Home Depot train.csv.zip -> judgments files (fixed TRAIN/TEST)")
+    ad.add_argument("--source", required=True)
+    ad.add_argument("--out", required=True)
+    ad.set_defaults(func=cmd_adapt_homedepot)
+    bench = sub.add_parser("bench", help="benchmarks and experiments (one JSON object each)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    from seestocks_rank.vision_bench import add_vision_parser
+
+    add_vision_parser(bench_sub)
+    from seestocks_rank.quality import add_bench_parsers
+
+    add_bench_parsers(bench_sub)
     return parser
 
 

@@ -26,4 +26,6 @@ def load_category_pages(path: str | Path, taxonomy: Taxonomy) -> pl.DataFrame:
         value = raw.get_column("category_id")[row]
         raise ValueError(f"{path}: row {row} has category_id {value!r}, which is not a taxonomy category id")
     pages = pl.DataFrame({"category_id": ids}).unique(maintain_order=True)
-    return pages.join(taxonomy.nodes.select("category_id", "path", "depth"), on="category_id", how="left")
+    return pages.join(
+        taxonomy.nodes.select("category_id", "path", "depth"), on="category_id", how="left", maintain_order="left"
+    )

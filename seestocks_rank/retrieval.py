@@ -82,8 +82,17 @@ def category_centroids(
     *,
     trim: float = 0.25,
     prompt_weight: float = 0.35,
+    image_vectors: np.ndarray | None = None,
+    image_ok: np.ndarray | None = None,
+    visual_prompt_vectors: np.ndarray | None = None,
+    visual_prompt_weight: float = 0.35,
 ) -> pl.DataFrame:
     """One profile per page (``pages``: ``category_id``, row-aligned with ``prompt_vectors``).
+
+    With ``image_vectors`` (row-aligned with ``products``, ``image_ok`` marking the rows that have one)
+    each page also gets a ``visual_prototype``: the robust mean of its members' image vectors blended with
+    the page prompt's embedding from the image model's text tower (``visual_prompt_vectors``, when the
+    model has one), and ``n_visual_members``. A page with neither images nor a visual prompt gets null.
 
     ``products`` (``category_id, price``) is row-aligned with ``product_vectors``. The profile holds the
     robust centroid, the page's prompt vector, and the spread of its core members' similarity and
@@ -105,7 +114,7 @@ def category_centroids(
         if len(rows):
             stats[i, 2:4] = _median_mad(member_vecs @ centroids[i])
             stats[i, 4:6] = _median_mad(log_price[rows[keep]])
-    return (
+    profiles = (
         pl.DataFrame(
             {
                 "category_id": pl.Series(page_ids, dtype=pl.Int64),
@@ -121,6 +130,45 @@ def category_centroids(
         .with_columns(array_series("centroid", centroids), array_series("prompt_embedding", prompt_vectors))
         .with_columns(pl.col(pl.Float64).fill_nan(None))
     )
+    if image_vectors is None:  # a text-only catalog: the table is unchanged
+        return profiles
+    proto, has, counts = visual_prototypes(
+        by_page, page_ids, image_vectors, image_ok, visual_prompt_vectors, trim=trim, prompt_weight=visual_prompt_weight
+    )
+    return profiles.with_columns(
+        pl.Series("n_visual_members", counts, dtype=pl.Int64),
+        pl.when(pl.Series(has)).then(array_series("visual_prototype", proto)).alias("visual_prototype"),
+    )
+
+
+def visual_prototypes(
+    by_page: dict[int, np.ndarray],
+    page_ids: list[int],
+    image_vectors: np.ndarray,
+    image_ok: np.ndarray | None,
+    prompt_vectors: np.ndarray | None,
+    *,
+    trim: float = 0.25,
+    prompt_weight: float = 0.35,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per page: the unit visual prototype, whether it exists, and how many members had an image."""
+    dim = image_vectors.shape[1]
+    out = np.zeros((len(page_ids), dim), dtype=np.float32)
+    has = np.zeros(len(page_ids), dtype=bool)
+    counts = np.zeros(len(page_ids), dtype=np.int64)
+    ok = np.ones(len(image_vectors), dtype=bool) if image_ok is None else np.asarray(image_ok, dtype=bool)
+    for i, cid in enumerate(page_ids):
+        rows = by_page.get(cid, np.zeros(0, dtype=np.int64))
+        rows = rows[ok[rows]]
+        counts[i] = len(rows)
+        prompt = prompt_vectors[i] if prompt_vectors is not None else np.zeros(dim, dtype=np.float32)
+        if len(rows) == 0 and prompt_vectors is None:
+            continue
+        out[i], _ = robust_centroid(
+            image_vectors[rows], prompt, trim=trim, prompt_weight=prompt_weight if prompt_vectors is not None else 0.0
+        )
+        has[i] = True
+    return out, has, counts
 
 
 def _median_mad(values: np.ndarray) -> tuple[float, float]:

@@ -10,10 +10,12 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from seestocks_rank.dedup import duplicate_groups as _duplicate_groups
+from seestocks_rank.dedup import number_signature
 
 SHOWN = "shown"
+__all__ = ["SHOWN", "RuleConfig", "apply_rules", "duplicate_groups", "number_signature"]
 
 
 @dataclass(frozen=True)
@@ -28,40 +30,18 @@ class RuleConfig:
     diversity_max_per_retailer: int = 3
 
 
-_NUMBER = r"\d+(?:[.,]\d+)?"
-
-
-def number_signature(titles: pl.Expr) -> pl.Expr:
-    """The sorted set of numbers in a title: offers of one product share sizes and model numbers."""
-    return (
-        titles.str.extract_all(_NUMBER)
-        .list.eval(pl.element().str.replace(",", "."))
-        .list.unique()
-        .list.sort()
-        .list.join(" ")
-    )
-
-
 def duplicate_groups(
     page_ids: np.ndarray, vectors: np.ndarray, signatures: np.ndarray, prices: np.ndarray, config: RuleConfig
 ) -> np.ndarray:
-    """Group label per row: rows of one page linked when their embeddings are near-identical, their
-    number signatures agree and their prices are within a ratio (transitively, as components)."""
-    labels = np.empty(len(page_ids), dtype=np.int64)
-    order = np.argsort(page_ids, kind="stable")
-    bounds = np.flatnonzero(np.diff(page_ids[order])) + 1
-    offset = 0
-    for rows in np.split(order, bounds):  # a loop over pages, vectorised within a page
-        v = vectors[rows]
-        same = (v @ v.T) >= config.dedup_min_cosine
-        same &= signatures[rows][:, None] == signatures[rows][None, :]
-        p = prices[rows]
-        same &= np.maximum(p[:, None], p[None, :]) <= config.dedup_max_price_ratio * np.minimum(p[:, None], p[None, :])
-        i, j = np.nonzero(same)
-        n, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(len(rows), len(rows))))
-        labels[rows] = comp + offset
-        offset += n
-    return labels
+    """Group label per row (see :func:`seestocks_rank.dedup.duplicate_groups`) with ``config``'s thresholds."""
+    return _duplicate_groups(
+        page_ids,
+        vectors,
+        signatures,
+        prices,
+        min_cosine=config.dedup_min_cosine,
+        max_price_ratio=config.dedup_max_price_ratio,
+    )
 
 
 def apply_rules(
@@ -70,7 +50,8 @@ def apply_rules(
     """Rank each page's scored candidates.
 
     ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` and optionally
-    the model's raw ``score``, which breaks ties of saturated confidence (plus any signals, passed
+    the model's raw ``score``, which breaks ties of saturated confidence, and the out-of-category
+    filter's ``out_of_category_reason`` (non-null: status ``out_of_category``; plus any signals, passed
     through), row-aligned with ``vectors`` (the products' embeddings). Adds
     ``freshness, final_score, duplicate_of, status, reason, rank`` (rank 1.. for shown rows, null
     otherwise) and returns rows sorted by page then rank.
@@ -102,7 +83,10 @@ def apply_rules(
     ).with_columns((pl.col("confidence") * pl.col("freshness")).alias("final_score"))
     # The group's page position comes from its best offer; the offer shown is its cheapest one that
     # passes the confidence cut (a stale offer is not shown while a fresh one exists).
-    passing = pl.col("final_score") >= config.min_confidence
+    # Rows the out-of-category filter flagged (optional ``out_of_category_reason``) are never shown.
+    has_flags = "out_of_category_reason" in df.columns
+    flagged = pl.col("out_of_category_reason").is_not_null() if has_flags else pl.lit(False)
+    passing = (pl.col("final_score") >= config.min_confidence) & flagged.not_()
     df = df.with_columns(
         pl.col("final_score").max().over("_group").alias("_group_score"),
         pl.col("score" if "score" in df.columns else "final_score").max().over("_group").alias("_group_raw"),
@@ -120,13 +104,17 @@ def apply_rules(
     low = pl.col("_group_score").is_null() | (pl.col("_group_score") < config.min_confidence)
     df = df.with_columns(
         pl.when(is_dup).then(pl.col("_kept")).otherwise(None).alias("duplicate_of"),
-        pl.when(is_dup)
+        pl.when(flagged)
+        .then(pl.lit("out_of_category"))
+        .when(is_dup)
         .then(pl.lit("duplicate"))
         .when(low)
         .then(pl.lit("low_confidence"))
         .otherwise(pl.lit(SHOWN))
         .alias("status"),
-        pl.when(is_dup)
+        pl.when(flagged)
+        .then(pl.col("out_of_category_reason") if has_flags else pl.lit(None, pl.Utf8))
+        .when(is_dup)
         .then(pl.lit("cheaper offer of the same product kept"))
         .when(low)
         .then(

@@ -7,9 +7,13 @@ import dagster as dg
 import pytest
 
 from assets.definitions import build_resources, materialize_all_pages
+from resources import RankingSettings
 from seestocks_rank.demo import generate_demo
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# A few seconds of cross-encoder fine-tuning: enough to exercise the path, not to learn much.
+FAST_SETTINGS = RankingSettings(cross_encoder_minutes=0.05, cross_encoder_epochs=0.2)
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +27,5 @@ def small_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pipeline_run(small_data_dir: Path) -> tuple[dg.DagsterInstance, dg.ExecuteInProcessResult, Path]:
     """The whole graph materialized once over every page (module tests read its outputs)."""
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_all_pages(instance, build_resources(str(small_data_dir)))
+    result = materialize_all_pages(instance, build_resources(str(small_data_dir), FAST_SETTINGS))
     return instance, result, small_data_dir

@@ -11,6 +11,7 @@ import pytest
 from assets.definitions import build_resources, defs, materialize_all_pages
 from assets.partitions import CATEGORY_PAGES
 from seestocks_rank.storage import TableStore
+from tests.dagster.conftest import FAST_SETTINGS
 
 PARTITIONED = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
 
@@ -27,6 +28,7 @@ def test_every_asset_materializes_and_checks_pass(pipeline_run):
     assert {
         "product_embeddings",
         "taxonomy_centroids",
+        "predicted_categories",
         "fusion_model",
         "analyst_database",
         *PARTITIONED,
@@ -61,6 +63,59 @@ def test_duckdb_has_rankings_for_every_active_page(pipeline_run):
     assert reasons.get("duplicate", 0) > 0
 
 
+def test_out_of_category_products_are_kept_off_the_pages_with_a_reason(pipeline_run):
+    from seestocks_rank.taxonomy import Taxonomy
+
+    _, _, data_dir = pipeline_run
+    with duckdb.connect(str(data_dir / "seestocks.duckdb"), read_only=True) as con:
+        flagged = pl.DataFrame(
+            con.execute(
+                "select category_id, offer_id, reason from page_exclusions where status = 'out_of_category'"
+            ).fetchall(),
+            schema=["category_id", "offer_id", "reason"],
+            orient="row",
+        )
+        shown_flagged = con.execute(
+            "select count(*) from rankings r join filtered_rankings f using (category_id, offer_id)"
+            " where f.out_of_category_reason is not null"
+        ).fetchone()[0]
+    assert flagged.height > 0 and shown_flagged == 0
+    signals = flagged.get_column("reason").str.extract(r"^(\w+):")
+    assert signals.null_count() == 0 and set(signals.to_list()) <= {"title", "visual", "price"}
+    # Candidates tagged within their page: the demo's mis-tagged ones are mostly flagged, the others rarely.
+    store = TableStore(data_dir)
+    tree = Taxonomy.from_nodes(store.read("taxonomy"))
+    truth = pl.read_parquet(data_dir / "demo" / "truth.parquet").select(
+        pl.concat_str("retailer", "product_id", separator="|").alias("offer_id"), "true_category_id"
+    )
+    pairs = (
+        store.read_partitions("filtered_rankings")
+        .join(store.read("catalog").select("offer_id", "category_id"), on="offer_id", suffix="_tag")
+        .join(truth, on="offer_id")
+    )
+    page, tag, true = (pairs.get_column(c).to_numpy() for c in ("category_id", "category_id_tag", "true_category_id"))
+    tagged = tree.is_within(tag, page)
+    belongs = tree.is_within(true, page)
+    out = (pairs.get_column("status") == "out_of_category").to_numpy()
+    recall, false_removal = out[tagged & ~belongs].mean(), out[tagged & belongs].mean()
+    print(f"out_of_category: recall {recall:.3f}, false removal {false_removal:.3f} on {tagged.sum()} tagged pairs")
+    assert recall > 0.5 and false_removal < 0.1
+
+
+def test_every_offer_gets_a_predicted_category(pipeline_run):
+    instance, _, data_dir = pipeline_run
+    store = TableStore(data_dir)
+    catalog, predicted = store.read("catalog"), store.read("predicted_categories")
+    assert predicted.height == catalog.height
+    assert predicted.get_column("offer_id").sort().equals(catalog.get_column("offer_id").sort())
+    taxonomy_ids = store.read("taxonomy").get_column("category_id")
+    assert predicted.get_column("predicted_category_id").is_in(taxonomy_ids.implode()).all()
+    features = store.read_partitions("cross_encoder_features")
+    assert {"predicted_distance", "taxonomy_distance", "out_of_category_reason"} <= set(features.columns)
+    assert features.get_column("predicted_distance").null_count() == 0
+    assert "predicted_distance" in _metadata(instance, "fusion_model")["feature_importance_gain"]
+
+
 def test_quarantine_holds_the_bad_rows(pipeline_run):
     instance, _, data_dir = pipeline_run
     quarantine = TableStore(data_dir).read("quarantine")
@@ -83,7 +138,7 @@ def test_rerun_is_incremental_and_deterministic(pipeline_run):
     instance, _, data_dir = pipeline_run
     store = TableStore(data_dir)
     before = store.read_partitions("filtered_rankings").sort("category_id", "offer_id")
-    result = materialize_all_pages(instance, build_resources(str(data_dir)))
+    result = materialize_all_pages(instance, build_resources(str(data_dir), FAST_SETTINGS))
     assert result.success
     meta = _metadata(instance, "product_embeddings")
     assert meta["encoded"] == 0 and meta["reused"] == meta["rows"]
@@ -100,7 +155,7 @@ def test_one_category_can_be_backfilled_alone(pipeline_run):
     job = defs.resolve_implicit_global_asset_job_def()
     selection = [dg.AssetKey(a) for a in PARTITIONED]
     result = job.get_subset(asset_selection=set(selection)).execute_in_process(
-        instance=instance, resources=build_resources(str(data_dir)), partition_key=key
+        instance=instance, resources=build_resources(str(data_dir), FAST_SETTINGS), partition_key=key
     )
     assert result.success
     assert store.partition_path("filtered_rankings", other).stat().st_mtime_ns == other_mtime
@@ -115,7 +170,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
     # A catalog with the wrong schema stops the run at the catalog asset.
     catalog = pl.read_csv(broken_root / "demo" / "catalog.csv", infer_schema=False).drop("price")
     catalog.write_csv(broken_root / "demo" / "catalog.csv")
-    result = materialize_all_pages(instance, build_resources(str(broken_root)), raise_on_error=False)
+    result = materialize_all_pages(instance, build_resources(str(broken_root), FAST_SETTINGS), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "price" in str(failure.event_specific_data.error)

@@ -14,7 +14,19 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     metrics_file = tmp_path / "metrics.json"
     code = main(
-        ["--data-dir", str(data_dir), "demo", "--products", "1200", "--retailers", "4", "--json", str(metrics_file)]
+        [
+            "--data-dir",
+            str(data_dir),
+            "demo",
+            "--products",
+            "1200",
+            "--retailers",
+            "4",
+            "--json",
+            str(metrics_file),
+            "--cross-encoder-minutes",
+            "0.05",
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out

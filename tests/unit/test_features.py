@@ -204,3 +204,15 @@ def test_unknown_page_raises_naming_it(setup, taxonomy: Taxonomy) -> None:
     pairs = pl.DataFrame({"category_id": [4], "offer_id": ["o4"]})
     with pytest.raises(ValueError, match=r"category_id=4 offer_id=o4"):
         _features(setup, taxonomy, pairs)
+
+
+def test_predicted_distance_next_to_the_assigned_distance(setup, taxonomy: Taxonomy) -> None:
+    product_vectors, profiles = setup
+    # o4 is tagged Onions but the tree walk puts it under Peppers; o5 (Hammers) has no prediction.
+    products = PRODUCTS.with_columns(pl.Series("predicted_category_id", [3, 3, 3, 3, None, 2, 1, 10], dtype=pl.Int64))
+    pairs = pl.DataFrame({"category_id": [3, 3, 11], "offer_id": ["o1", "o4", "o5"]})
+    out = compute_features(pairs, products, product_vectors, profiles, taxonomy)
+    assert out.get_column("taxonomy_distance").to_list() == [0.0, 2.0, 0.0]
+    assert out.get_column("predicted_distance").to_list() == [0.0, 0.0, None]
+    without = compute_features(pairs, PRODUCTS, product_vectors, profiles, taxonomy)
+    assert without.get_column("predicted_distance").null_count() == 3

@@ -1,0 +1,241 @@
+"""A transformer cross-encoder that reads a context (category path or query) and a product title
+jointly: MiniLM (initialised from the all-MiniLM-L6-v2 weights), mean pooling, a linear head.
+
+Trained on graded judgments with binary cross-entropy on soft labels (the grade rescaled to 0-1),
+under a wall-clock budget, with length-grouped batches and dynamic padding so CPU time goes into
+real tokens. Saved as a versioned folder (weights + tokenizer + manifest) that the pipeline loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seestocks_rank.encoders import default_text_model_path, resolve_device
+
+MANIFEST = "cross_encoder.json"
+WEIGHTS = "model.pt"
+TOKENIZER_DIR = "tokenizer"
+ENCODER_DIR = "encoder"
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    pairs_seen: int
+    epochs: float
+    seconds: float
+    pairs_per_second: float
+    loss_curve: list[float] = field(default_factory=list)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class CrossEncoder:
+    """Scores (context, title) pairs; higher means more relevant. Load with :meth:`load` or build
+    fresh from a sentence-transformers / Hugging Face folder with :meth:`from_pretrained`."""
+
+    def __init__(self, encoder, tokenizer, head, *, max_length: int, device: str, version: str, base: str):  # noqa: ANN001
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.head = head
+        self.max_length = max_length
+        self.device = device
+        self.version = version
+        self.base = base
+
+    @classmethod
+    def from_pretrained(
+        cls, model_path: str | Path | None = None, *, device: str = "auto", max_length: int = 64, seed: int = 0
+    ) -> CrossEncoder:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(model_path) if model_path else default_text_model_path()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"no Hugging Face model in {path} (config.json missing)")
+        torch.manual_seed(seed)
+        device = resolve_device(device)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+        head = torch.nn.Linear(encoder.config.hidden_size, 1)
+        torch.nn.init.normal_(head.weight, std=0.02)
+        torch.nn.init.zeros_(head.bias)
+        model = cls(encoder, tokenizer, head, max_length=max_length, device=device, version="untrained", base=path.name)
+        model._to_device()
+        return model
+
+    def _to_device(self) -> None:
+        self.encoder.to(self.device)
+        self.head.to(self.device)
+
+    def _batch(self, contexts: list[str], titles: list[str]):  # noqa: ANN202
+        enc = self.tokenizer(
+            contexts, titles, padding=True, truncation="longest_first", max_length=self.max_length, return_tensors="pt"
+        )
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _logits(self, batch) -> object:  # noqa: ANN001
+        torch = _torch()
+        hidden = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(pooled).squeeze(-1).to(torch.float32)
+
+    def _length_order(self, contexts: list[str], titles: list[str]) -> np.ndarray:
+        lengths = np.fromiter((len(c) + len(t) for c, t in zip(contexts, titles, strict=True)), dtype=np.int64)
+        return np.argsort(lengths, kind="stable")
+
+    def score(self, contexts: list[str], titles: list[str], batch_size: int = 128) -> np.ndarray:
+        """Relevance logits for aligned lists, in input order. Batched by length, inference mode,
+        half precision on CUDA."""
+        torch = _torch()
+        if len(contexts) != len(titles):
+            raise ValueError("contexts and titles must have the same length")
+        out = np.empty(len(titles), dtype=np.float32)
+        order = self._length_order(contexts, titles)
+        self.encoder.eval()
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.startswith("cuda") else nullcontext()
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = self._batch([contexts[i] for i in idx], [titles[i] for i in idx])
+                out[idx] = self._logits(batch).float().cpu().numpy()
+        return out
+
+    def train(
+        self,
+        contexts: list[str],
+        titles: list[str],
+        labels: np.ndarray,
+        *,
+        budget_seconds: float,
+        max_epochs: float = 3.0,
+        batch_size: int = 32,
+        learning_rate: float = 4e-5,
+        seed: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> TrainReport:
+        """Fine-tune on soft labels in [0, 1] until the time budget or ``max_epochs`` runs out.
+
+        Batches group pairs of similar length (shuffled in buckets) so padding stays small; the
+        learning rate warms up for 5% of the planned steps, then decays linearly.
+        """
+        torch = _torch()
+        labels = np.clip(np.asarray(labels, dtype=np.float32), 0.0, 1.0)
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        params = list(self.encoder.parameters()) + list(self.head.parameters())
+        optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
+        n = len(titles)
+        steps_per_epoch = max(1, math.ceil(n / batch_size))
+        planned = max(1, int(steps_per_epoch * max_epochs))
+        warmup = max(1, planned // 20)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.05, (planned - s) / max(1, planned - warmup)))
+        )
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        self.encoder.train()
+        start, step, seen, curve, running = time.perf_counter(), 0, 0, [], []
+        order = self._length_order(contexts, titles)
+        while step < planned and time.perf_counter() - start < budget_seconds:
+            # length buckets of 50 batches, shuffled inside and between buckets
+            buckets = [order[i : i + 50 * batch_size] for i in range(0, n, 50 * batch_size)]
+            batches = []
+            for bucket in buckets:
+                bucket = bucket[rng.permutation(len(bucket))]
+                bucket = bucket[np.argsort([len(titles[i]) + len(contexts[i]) for i in bucket], kind="stable")]
+                batches += [bucket[i : i + batch_size] for i in range(0, len(bucket), batch_size)]
+            for b in rng.permutation(len(batches)):
+                idx = batches[b]
+                batch = self._batch([contexts[i] for i in idx], [titles[i] for i in idx])
+                target = torch.from_numpy(labels[idx]).to(self.device)
+                loss = loss_fn(self._logits(batch), target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                seen += len(idx)
+                running.append(loss.item())
+                if step % 25 == 0:
+                    curve.append(float(np.mean(running)))
+                    running = []
+                    if log and step % 250 == 0:
+                        log(f"cross-encoder step {step}/{planned}: loss {curve[-1]:.4f}, {seen} pairs")
+                if step >= planned or time.perf_counter() - start >= budget_seconds:
+                    break
+        if running:
+            curve.append(float(np.mean(running)))
+        self.encoder.eval()
+        seconds = time.perf_counter() - start
+        self.version = self._fingerprint()
+        return TrainReport(step, seen, seen / max(n, 1), seconds, seen / max(seconds, 1e-9), curve)
+
+    def _fingerprint(self) -> str:
+        h = hashlib.sha1()
+        for tensor in list(self.head.state_dict().values()) + [next(iter(self.encoder.parameters()))]:
+            h.update(tensor.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()[:12]
+
+    def save(self, folder: str | Path, extra: dict | None = None) -> Path:
+        """Write weights, tokenizer and manifest into ``folder`` (replaced atomically)."""
+        torch = _torch()
+        folder = Path(folder)
+        tmp = folder.with_name(f".{folder.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.encoder.save_pretrained(str(tmp / ENCODER_DIR))
+        self.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        torch.save(self.head.state_dict(), tmp / WEIGHTS)
+        manifest = {"version": self.version, "max_length": self.max_length, "base": self.base, **(extra or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str = "auto") -> CrossEncoder:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"no cross-encoder in {folder} ({MANIFEST} missing): train one first")
+        manifest = json.loads(manifest_path.read_text())
+        device = resolve_device(device)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), local_files_only=True)
+        encoder = AutoModel.from_pretrained(str(folder / ENCODER_DIR), local_files_only=True)
+        head = torch.nn.Linear(encoder.config.hidden_size, 1)
+        head.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+        model = cls(
+            encoder,
+            tokenizer,
+            head,
+            max_length=int(manifest["max_length"]),
+            device=device,
+            version=manifest["version"],
+            base=manifest.get("base", ""),
+        )
+        model._to_device()
+        model.encoder.eval()
+        return model

@@ -1,0 +1,403 @@
+"""Relevance on human judgments: the judgments file format, ranking metrics, the rankers compared by
+``seestocks-rank evaluate``, and the relevance models trained by ``seestocks-rank train``.
+
+A judgments file has ``query_id, query, product_id, title, grade`` (optional ``description, price,
+retailer, category_path, image_path``). Each query stands for a category page's context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from seestocks_rank.catalog import read_table
+from seestocks_rank.encoders import TextEncoder
+from seestocks_rank.fusion import FusionModel, train_fusion
+from seestocks_rank.lexical import bm25_scores, term_coverage, tokens
+
+REQUIRED = ("query_id", "query", "product_id", "title", "grade")
+OPTIONAL = ("description", "price", "retailer", "category_path", "image_path")
+BASE_FEATURES = ("bi_encoder", "bm25", "term_coverage", "title_tokens", "bi_encoder_z", "bm25_z")
+CE_FEATURES = ("cross_encoder", "cross_encoder_z")
+PRICE_FEATURES = ("price_z",)
+CROSS_ENCODER_DIR = "cross_encoder"
+FUSION_WITH_CE = "fusion_with_cross_encoder"
+FUSION_WITHOUT_CE = "fusion_without_cross_encoder"
+
+
+def load_eval_judgments(path: str | Path) -> pl.DataFrame:
+    """Read and type a judgments file; raises naming a missing column or the first bad row."""
+    raw = read_table(path)
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: judgments lack column(s) {missing}; expected {list(REQUIRED)} (+ {list(OPTIONAL)})")
+    typed = raw.select(
+        pl.col("query_id").cast(pl.Utf8),
+        pl.col("query").cast(pl.Utf8),
+        pl.col("product_id").cast(pl.Utf8),
+        pl.col("title").cast(pl.Utf8),
+        pl.col("grade").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False),
+        *(pl.col(c).cast(pl.Utf8) for c in OPTIONAL if c in raw.columns and c != "price"),
+        *([pl.col("price").cast(pl.Utf8).cast(pl.Float64, strict=False)] if "price" in raw.columns else []),
+    )
+    for column in REQUIRED:
+        bad = typed.get_column(column).is_null()
+        if bad.any():
+            row = int(bad.arg_max())
+            raise ValueError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
+    return typed.unique(["query_id", "product_id"], keep="first", maintain_order=True)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def ranked(judgments: pl.DataFrame, scores: np.ndarray | pl.Series) -> pl.DataFrame:
+    """Rank each query's products by score (descending), ties broken by product id."""
+    return (
+        judgments.select("query_id", "product_id", "grade")
+        .with_columns(pl.Series("score", np.asarray(scores, dtype=np.float64)))
+        .sort(["query_id", "score", "product_id"], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1).over("query_id").alias("rank"))
+    )
+
+
+def ranking_metrics(
+    ranking: pl.DataFrame, *, k: int = 10, relevant_min: float, irrelevant_max: float, grade_floor: float
+) -> dict[str, dict[str, float]]:
+    """``ndcg@k``, ``relevant@k`` and ``bad_pages@k`` on all queries and on the deep ones (> k judged).
+
+    NDCG uses gain 2^(grade - grade_floor) - 1 and the ideal order of the query's judged products
+    (a query whose products all have the floor grade counts as 1). ``relevant@k`` is the share of
+    the shown top k with grade >= relevant_min; ``bad_pages@k`` is the share of queries showing a
+    product with grade <= irrelevant_max in the top k, over queries that have both kinds.
+    """
+    gain = 2.0 ** (pl.col("grade") - grade_floor) - 1.0
+    discount = 1.0 / (pl.col("rank") + 1).log(2)
+    in_top = pl.col("rank") <= k
+    ideal_rank = pl.col("grade").rank("ordinal", descending=True).over("query_id")
+    per_query = (
+        ranking.with_columns(ideal_rank.alias("_ideal"))
+        .group_by("query_id")
+        .agg(
+            pl.len().alias("n"),
+            (gain * discount).filter(in_top).sum().alias("dcg"),
+            (gain / (pl.col("_ideal") + 1).log(2)).filter(pl.col("_ideal") <= k).sum().alias("idcg"),
+            (pl.col("grade") >= relevant_min).filter(in_top).mean().alias("relevant"),
+            (pl.col("grade") <= irrelevant_max).filter(in_top).any().alias("bad_in_top"),
+            ((pl.col("grade") <= irrelevant_max).any() & (pl.col("grade") >= relevant_min).any()).alias("mixed"),
+        )
+        .with_columns(pl.when(pl.col("idcg") > 0).then(pl.col("dcg") / pl.col("idcg")).otherwise(1.0).alias("ndcg"))
+    )
+
+    def summary(df: pl.DataFrame) -> dict[str, float]:
+        mixed = df.filter(pl.col("mixed"))
+        return {
+            f"ndcg@{k}": round(float(df.get_column("ndcg").mean() or 0.0), 4),
+            f"relevant@{k}": round(float(df.get_column("relevant").mean() or 0.0), 4),
+            f"bad_pages@{k}": round(float(mixed.get_column("bad_in_top").mean() or 0.0), 4),
+            "queries": df.height,
+            "judgments": int(df.get_column("n").sum() or 0),
+            "queries_with_bad_and_relevant": mixed.height,
+        }
+
+    return {"all": summary(per_query), "deep": summary(per_query.filter(pl.col("n") > k))}
+
+
+# --- features for the rankers ------------------------------------------------------------------
+
+
+def _within_query_z(column: str) -> pl.Expr:
+    centred = pl.col(column) - pl.col(column).mean().over("query_id")
+    return (centred / pl.col(column).std().over("query_id").fill_null(0).clip(1e-6)).fill_nan(0).alias(f"{column}_z")
+
+
+def relevance_features(
+    judgments: pl.DataFrame, text_encoder: TextEncoder, cross_encoder: object | None = None
+) -> pl.DataFrame:
+    """Per (query, product): bi-encoder cosine, BM25, query-term coverage, title length, their
+    within-query z-scores, the cross-encoder score when a model is given, and the log-price z within
+    the query when prices exist. The query text is ``category_path`` when present, else ``query``."""
+    context = "category_path" if "category_path" in judgments.columns else "query"
+    text = judgments.with_columns(pl.coalesce(pl.col(context), pl.col("query")).alias("_context"))
+    queries = text.get_column("_context").unique(maintain_order=True)
+    titles = text.get_column("title").unique(maintain_order=True)
+    q_vec = text_encoder.encode(queries.to_list())
+    t_vec = text_encoder.encode(titles.to_list())
+    q_idx = text.get_column("_context").replace_strict(queries, pl.Series(range(len(queries)))).to_numpy()
+    t_idx = text.get_column("title").replace_strict(titles, pl.Series(range(len(titles)))).to_numpy()
+    feats = text.with_columns(
+        pl.Series("bi_encoder", np.einsum("ij,ij->i", q_vec[q_idx], t_vec[t_idx]), dtype=pl.Float32),
+        bm25_scores(text, query="_context", document="title"),
+        term_coverage(pl.col("_context"), pl.col("title")).alias("term_coverage"),
+        tokens(pl.col("title")).list.len().cast(pl.Float32).alias("title_tokens"),
+    )
+    if cross_encoder is not None:
+        scores = cross_encoder.score(feats.get_column("_context").to_list(), feats.get_column("title").to_list())
+        feats = feats.with_columns(pl.Series("cross_encoder", scores, dtype=pl.Float32))
+    if "price" in feats.columns:
+        log_price = pl.col("price").log()
+        median = log_price.median().over("query_id")
+        mad = (log_price - median).abs().median().over("query_id")
+        feats = feats.with_columns(((log_price - median) / (1.4826 * mad.clip(0.05))).alias("price_z"))
+    z_cols = [c for c in ("bi_encoder", "bm25", "cross_encoder") if c in feats.columns]
+    return feats.with_columns(_within_query_z(c) for c in z_cols).drop("_context")
+
+
+def fusion_features(feats: pl.DataFrame, with_cross_encoder: bool) -> list[str]:
+    names = list(BASE_FEATURES) + [c for c in PRICE_FEATURES if c in feats.columns]
+    if with_cross_encoder:
+        names += [c for c in CE_FEATURES if c in feats.columns]
+    return names
+
+
+# --- fusion models ------------------------------------------------------------------------------
+
+
+@dataclass
+class LinearBlend:
+    """A weighted sum of within-query z-scored signals, weights fitted by coordinate ascent on NDCG@10.
+
+    With only a couple of thousand training queries a tree ensemble over-fits where a few weights on
+    well-scaled signals do not; training keeps whichever of the two validates better.
+    """
+
+    features: list[str]
+    weights: list[float]
+    version: str
+    metrics: dict[str, float]
+
+    def predict(self, df: pl.DataFrame) -> pl.DataFrame:
+        x = df.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in self.features]).to_numpy()
+        return df.with_columns(
+            pl.Series("score", x @ np.asarray(self.weights), dtype=pl.Float64),
+            pl.lit(self.version).alias("model_version"),
+        )
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "kind": "linear_blend",
+            "version": self.version,
+            "features": self.features,
+            "weights": self.weights,
+            "metrics": self.metrics,
+        }
+        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def fit(
+        cls,
+        feats: pl.DataFrame,
+        features: list[str],
+        *,
+        grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+        rounds: int = 3,
+    ) -> LinearBlend:
+        lo = float(feats.get_column("grade").min())
+
+        def ndcg(weights: np.ndarray) -> float:
+            x = feats.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in features]).to_numpy()
+            m = ranking_metrics(ranked(feats, x @ weights), relevant_min=np.inf, irrelevant_max=-np.inf, grade_floor=lo)
+            return m["all"]["ndcg@10"]
+
+        weights = np.zeros(len(features))
+        weights[0] = 1.0
+        best = ndcg(weights)
+        for _ in range(rounds):
+            improved = False
+            for i in range(len(features)):
+                for value in grid:
+                    trial = weights.copy()
+                    trial[i] = value
+                    if not trial.any():
+                        continue
+                    score = ndcg(trial)
+                    if score > best + 1e-6:
+                        best, weights, improved = score, trial, True
+            if not improved:
+                break
+        version = hashlib.sha1(json.dumps([features, weights.tolist()]).encode()).hexdigest()[:12]
+        return cls(list(features), weights.tolist(), version, {"train_ndcg@10": best})
+
+
+def load_ranker(folder: Path) -> FusionModel | LinearBlend:
+    """A fusion model folder: LightGBM lambdarank or a linear blend."""
+    meta = json.loads((Path(folder) / "model.json").read_text())
+    if meta.get("kind") == "linear_blend":
+        return LinearBlend(meta["features"], meta["weights"], meta["version"], meta["metrics"])
+    return FusionModel.load(folder)
+
+
+def train_fusion_ranker(feats: pl.DataFrame, features: list[str], *, seed: int = 0) -> tuple[object, dict[str, float]]:
+    """Fit LightGBM lambdarank and a linear blend on a seeded 75% of the queries, keep the one with
+    the better NDCG@10 on the other 25%, then refit it on all queries."""
+    from seestocks_rank.fusion import split_groups
+
+    lo = float(feats.get_column("grade").min())
+    valid = split_groups(feats.get_column("query_id"), 0.25, seed + 1)
+    fit, hold = feats.filter(pl.Series(~valid)), feats.filter(pl.Series(valid))
+
+    def holdout_ndcg(model: object) -> float:
+        scores = model.predict(hold).get_column("score").to_numpy()
+        return ranking_metrics(ranked(hold, scores), relevant_min=np.inf, irrelevant_max=-np.inf, grade_floor=lo)[
+            "all"
+        ]["ndcg@10"]
+
+    candidates = {
+        "lightgbm": lambda df: train_fusion(df, group_column="query_id", features=features, seed=seed),
+        "linear_blend": lambda df: LinearBlend.fit(df, [f for f in features if f.endswith("_z")] or features),
+    }
+    scores = {name: holdout_ndcg(make(fit)) for name, make in candidates.items()}
+    chosen = max(scores, key=lambda k: (scores[k], k == "linear_blend"))
+    return candidates[chosen](feats), {"chosen": chosen, **{f"holdout_ndcg@10.{k}": v for k, v in scores.items()}}
+
+
+# --- the rankers, side by side ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelevanceModels:
+    """What ``train`` writes and ``evaluate --model`` reads: a cross-encoder and two fusion models."""
+
+    folder: Path
+    cross_encoder: object | None
+    fusion_with_ce: FusionModel | LinearBlend | None
+    fusion_without_ce: FusionModel | LinearBlend | None
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "auto") -> RelevanceModels:
+        from seestocks_rank.cross_encoder import CrossEncoder
+
+        folder = Path(folder)
+        if not folder.exists():
+            raise FileNotFoundError(f"no relevance models in {folder}: run `seestocks-rank train` first")
+        ce = (
+            CrossEncoder.load(folder / CROSS_ENCODER_DIR, device=device)
+            if (folder / CROSS_ENCODER_DIR).exists()
+            else None
+        )
+
+        def fusion(name: str) -> FusionModel | LinearBlend | None:
+            return load_ranker(folder / name) if (folder / name).exists() else None
+
+        return cls(folder, ce, fusion(FUSION_WITH_CE), fusion(FUSION_WITHOUT_CE))
+
+
+def evaluate(
+    judgments: pl.DataFrame,
+    text_encoder: TextEncoder,
+    models: RelevanceModels | None,
+    *,
+    relevant_min: float | None = None,
+    irrelevant_max: float | None = None,
+    k: int = 10,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Rank every query's judged products with each ranker and score them with the same metrics.
+
+    Grade thresholds default to the grade range's upper and lower quarter ((2.5, 1.5) on 1-3,
+    (2.25, 0.75) on 0-3). Rankers: random, price ascending (when prices exist), BM25 on the title,
+    the bi-encoder cosine, the cross-encoder alone, and the fusion models (with and without the
+    cross-encoder feature) when ``models`` has them; plus the oracle (grades) as the ceiling.
+    """
+    lo, hi = float(judgments.get_column("grade").min()), float(judgments.get_column("grade").max())
+    relevant_min = relevant_min if relevant_min is not None else hi - (hi - lo) / 4
+    irrelevant_max = irrelevant_max if irrelevant_max is not None else lo + (hi - lo) / 4
+    ce = models.cross_encoder if models else None
+    feats = relevance_features(judgments, text_encoder, ce)
+    rng = np.random.default_rng(seed)
+    rankers: dict[str, np.ndarray] = {"random": rng.random(feats.height)}
+    if "price" in feats.columns and feats.get_column("price").null_count() < feats.height:
+        rankers["price_ascending"] = -feats.get_column("price").fill_null(np.inf).to_numpy()
+    rankers["bm25"] = feats.get_column("bm25").to_numpy()
+    rankers["bi_encoder"] = feats.get_column("bi_encoder").to_numpy()
+    if "cross_encoder" in feats.columns:
+        rankers["cross_encoder"] = feats.get_column("cross_encoder").to_numpy()
+    for name, model in (
+        ("fusion_without_cross_encoder", models and models.fusion_without_ce),
+        ("fusion", models and models.fusion_with_ce),
+    ):
+        if model is not None and all(f in feats.columns for f in model.features):
+            rankers[name] = model.predict(feats).get_column("score").to_numpy()
+    rankers["oracle"] = feats.get_column("grade").to_numpy()
+    metrics = {
+        name: ranking_metrics(
+            ranked(feats, scores), k=k, relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=lo
+        )
+        for name, scores in rankers.items()
+    }
+    return {
+        "queries": feats.get_column("query_id").n_unique(),
+        "judgments": feats.height,
+        "relevant_min": relevant_min,
+        "irrelevant_max": irrelevant_max,
+        "models": {
+            "cross_encoder": getattr(ce, "version", None),
+            "fusion": models.fusion_with_ce.version if models and models.fusion_with_ce else None,
+        },
+        "rankers": metrics,
+    }
+
+
+def train_relevance_models(
+    judgments: pl.DataFrame,
+    text_encoder: TextEncoder,
+    out: str | Path,
+    *,
+    cross_encoder_budget_s: float = 1800.0,
+    cross_encoder_share: float = 0.8,
+    max_epochs: float = 3.0,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Fine-tune the cross-encoder on a seeded share of the queries, then train both fusion models
+    on the remaining queries, whose cross-encoder scores are out-of-sample (as they are at serving
+    time). Writes ``out/cross_encoder``, ``out/fusion_with_cross_encoder``,
+    ``out/fusion_without_cross_encoder`` and ``out/training.json``."""
+    from seestocks_rank.cross_encoder import CrossEncoder
+    from seestocks_rank.fusion import split_groups
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lo, hi = float(judgments.get_column("grade").min()), float(judgments.get_column("grade").max())
+    fusion_part = split_groups(judgments.get_column("query_id"), 1.0 - cross_encoder_share, seed)
+    ce_rows = judgments.filter(pl.Series(~fusion_part))
+    if max_pairs is not None:
+        ce_rows = ce_rows.sample(min(max_pairs, ce_rows.height), seed=seed)
+    context = "category_path" if "category_path" in judgments.columns else "query"
+    ce = CrossEncoder.from_pretrained(device=device, seed=seed)
+    labels = ((ce_rows.get_column("grade") - lo) / max(hi - lo, 1e-9)).to_numpy()
+    report = ce.train(
+        ce_rows.get_column(context).to_list(),
+        ce_rows.get_column("title").to_list(),
+        labels,
+        budget_seconds=cross_encoder_budget_s,
+        max_epochs=max_epochs,
+        seed=seed,
+        log=log,
+    )
+    log(f"cross-encoder: {report.pairs_seen} pairs in {report.seconds:.0f} s ({report.pairs_per_second:.1f}/s)")
+    ce.save(out / CROSS_ENCODER_DIR, extra={"train_pairs": ce_rows.height, "epochs": round(report.epochs, 3)})
+    held_out = judgments.filter(pl.Series(fusion_part))
+    feats = relevance_features(held_out, text_encoder, ce)
+    fusion_ce, selection_ce = train_fusion_ranker(feats, fusion_features(feats, True), seed=seed)
+    fusion_plain, selection_plain = train_fusion_ranker(feats, fusion_features(feats, False), seed=seed)
+    fusion_ce.save(out / FUSION_WITH_CE)
+    fusion_plain.save(out / FUSION_WITHOUT_CE)
+    summary = {
+        "cross_encoder": {"version": ce.version, "train_pairs": ce_rows.height, **report.__dict__},
+        "fusion_with_cross_encoder": {"version": fusion_ce.version, **selection_ce, **fusion_ce.metrics},
+        "fusion_without_cross_encoder": {"version": fusion_plain.version, **selection_plain, **fusion_plain.metrics},
+        "fusion_queries": held_out.get_column("query_id").n_unique(),
+    }
+    (out / "training.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
