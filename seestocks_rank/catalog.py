@@ -99,10 +99,12 @@ class CatalogLoad:
         if self.quarantine.height:
             reasons = self.quarantine["reason"].str.split(REASON_SEPARATOR).explode()
             per_reason.update(reasons.value_counts().iter_rows())
+        kept = int(self.quarantine["kept_without_image"].sum()) if self.quarantine.height else 0
         counts = {
-            "rows": self.products.height + self.quarantine.height,
+            "rows": self.products.height + self.quarantine.height - kept,
             "products": self.products.height,
-            "quarantined": self.quarantine.height,
+            "quarantined": self.quarantine.height - kept,
+            "kept_without_image": kept,
         }
         counts.update({f"quarantined.{reason}": int(n) for reason, n in per_reason.items()})
         return counts
@@ -308,28 +310,39 @@ def validate_catalog(
         "missing_currency": pl.col("currency").is_null(),
         "unknown_category": ~pl.col("category_id").is_in(known).fill_null(False),
         "bad_last_seen": pl.col("last_seen").is_null(),
-        "unreadable_image": unreadable,
     }
     reason = pl.concat_str(
         [pl.when(cond.fill_null(False)).then(pl.lit(name)) for name, cond in checks.items()],
         separator=REASON_SEPARATOR,
         ignore_nulls=True,
     )
-    frame = frame.with_columns(pl.when(reason.str.len_chars() > 0).then(reason).alias("__reason"))
+    # An unreadable image is not a reason to drop the product: it goes on without its image (null
+    # image_path, hence a null image embedding) and the quarantine table records the bad file.
+    frame = frame.with_columns(
+        pl.when(reason.str.len_chars() > 0).then(reason).alias("__reason"),
+        pl.when(unreadable).then(pl.lit("unreadable_image")).alias("__soft"),
+    )
     valid = pl.col("__reason").is_null()
     later_duplicate = valid & (pl.int_range(pl.len()).over("product_id", "retailer", valid) > 0)
     frame = frame.with_columns(
         pl.when(later_duplicate).then(pl.lit("duplicate_offer")).otherwise(pl.col("__reason")).alias("__reason")
     )
 
-    products = frame.filter(pl.col("__reason").is_null()).select(
-        pl.concat_str("retailer", pl.lit("|"), "product_id").alias("offer_id"),
-        *(pl.col(c) for c in PRODUCT_SCHEMA if c != "offer_id"),
+    kept = pl.col("__reason").is_null()
+    products = (
+        frame.filter(kept)
+        .select(
+            pl.concat_str("retailer", pl.lit("|"), "product_id").alias("offer_id"),
+            *(pl.col(c) for c in PRODUCT_SCHEMA if c not in ("offer_id", "image_path")),
+            pl.when(pl.col("__soft").is_null()).then(pl.col("image_path")).alias("image_path"),
+        )
+        .select(list(PRODUCT_SCHEMA))
     )
     products = products.cast(PRODUCT_SCHEMA)  # type: ignore[arg-type]
-    quarantine = frame.filter(pl.col("__reason").is_not_null()).select(
+    quarantine = frame.filter(pl.col("__reason").is_not_null() | pl.col("__soft").is_not_null()).select(
         pl.col("__row").alias("source_row"),
-        pl.col("__reason").alias("reason"),
+        pl.concat_str(["__reason", "__soft"], separator=REASON_SEPARATOR, ignore_nulls=True).alias("reason"),
+        kept.alias("kept_without_image"),
         *(pl.col(f"__orig_{c}").alias(c) for c in CONTRACT_COLUMNS),
     )
     return CatalogLoad(products=products, quarantine=quarantine)

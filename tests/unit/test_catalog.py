@@ -188,10 +188,10 @@ def test_quarantine_keeps_original_text() -> None:
     bad = good_row(1, title="  ab ", price=" abc", brand="B", image_path="x.png")
     result = validate_catalog(frame([good_row(0), bad]), KNOWN, check_images=False)
     q = result.quarantine
-    assert q.columns == ["source_row", "reason", *CONTRACT]
+    assert q.columns == ["source_row", "reason", "kept_without_image", *CONTRACT]
     assert q.schema["source_row"] == pl.Int64
     assert all(q.schema[c] == pl.String for c in CONTRACT + ["reason"])
-    expected = {"source_row": 1, "reason": "absurd_title_length; non_numeric_price"}
+    expected = {"source_row": 1, "reason": "absurd_title_length; non_numeric_price", "kept_without_image": False}
     expected |= dict.fromkeys(OPTIONAL_COLUMNS) | bad
     assert q.row(0, named=True) == expected
 
@@ -221,15 +221,19 @@ def test_image_checks(image_dir: Path) -> None:
         ]
     )
     result = validate_catalog(raw, KNOWN, image_root=image_dir)
-    assert result.products["product_id"].to_list() == ["p0", "p1", "p5"]
-    assert result.products["image_path"].to_list() == [ok_abs, ok_abs, None]
-    assert result.quarantine.select("source_row", "reason").rows() == [
-        (2, "unreadable_image"),
-        (3, "unreadable_image"),
-        (4, "unreadable_image"),
-        (6, "non_positive_price; unreadable_image"),
+    # a product whose image is unreadable goes on without it; the bad file is recorded in quarantine
+    assert result.products["product_id"].to_list() == ["p0", "p1", "p2", "p3", "p4", "p5"]
+    assert result.products["image_path"].to_list() == [ok_abs, ok_abs, None, None, None, None]
+    assert result.quarantine.select("source_row", "reason", "kept_without_image").rows() == [
+        (2, "unreadable_image", True),
+        (3, "unreadable_image", True),
+        (4, "unreadable_image", True),
+        (6, "non_positive_price; unreadable_image", False),
     ]
+    assert result.quarantine["image_path"][0] == "images/corrupt.png"  # the original text is kept
     assert result.counts["quarantined.unreadable_image"] == 4
+    assert result.counts["kept_without_image"] == 3
+    assert result.counts["quarantined"] == 1 and result.counts["rows"] == 7
 
     unchecked = validate_catalog(raw, KNOWN, image_root=image_dir, check_images=False)
     assert unchecked.products.height == 6
@@ -240,7 +244,7 @@ def test_load_catalog_resolves_images_against_catalog_folder(image_dir: Path) ->
     path = image_dir / "catalog.csv"
     frame([good_row(0, image_path="images/ok.png"), good_row(1, image_path="images/corrupt.png")]).write_csv(path)
     result = load_catalog(path, KNOWN)
-    assert result.products["image_path"].to_list() == [str(image_dir / "images" / "ok.png")]
+    assert result.products["image_path"].to_list() == [str(image_dir / "images" / "ok.png"), None]
     assert result.quarantine["reason"].to_list() == ["unreadable_image"]
 
 
