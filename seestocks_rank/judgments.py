@@ -22,12 +22,18 @@ def load_judgments(path: str | Path) -> pl.DataFrame:
         pl.col("product_id").cast(pl.Utf8).str.strip_chars(),
         pl.col("grade").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False),
     )
-    for column in JUDGMENT_COLUMNS:
+    raise_on_null(raw, typed, JUDGMENT_COLUMNS, path)
+    return typed.unique(subset=["category_id", "product_id"], keep="last", maintain_order=True)
+
+
+def raise_on_null(raw: pl.DataFrame, typed: pl.DataFrame, columns: tuple[str, ...], path: str | Path) -> None:
+    """Raise naming the first row whose required value is missing or failed to parse (``typed`` is ``raw``
+    after casting, row-aligned)."""
+    for column in columns:
         bad = typed.get_column(column).is_null()
         if bad.any():
             row = int(bad.arg_max())
             raise ValueError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
-    return typed.unique(subset=["category_id", "product_id"], keep="last", maintain_order=True)
 
 
 def judged_pairs(judgments: pl.DataFrame, products: pl.DataFrame, page_ids: pl.Series) -> pl.DataFrame:

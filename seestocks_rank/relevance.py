@@ -19,6 +19,7 @@ import polars as pl
 from seestocks_rank.catalog import read_table
 from seestocks_rank.encoders import TextEncoder
 from seestocks_rank.fusion import FusionModel, train_fusion
+from seestocks_rank.judgments import raise_on_null
 from seestocks_rank.lexical import bm25_scores, term_coverage, tokens
 
 REQUIRED = ("query_id", "query", "product_id", "title", "grade")
@@ -46,11 +47,7 @@ def load_eval_judgments(path: str | Path) -> pl.DataFrame:
         *(pl.col(c).cast(pl.Utf8) for c in OPTIONAL if c in raw.columns and c != "price"),
         *([pl.col("price").cast(pl.Utf8).cast(pl.Float64, strict=False)] if "price" in raw.columns else []),
     )
-    for column in REQUIRED:
-        bad = typed.get_column(column).is_null()
-        if bad.any():
-            row = int(bad.arg_max())
-            raise ValueError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
+    raise_on_null(raw, typed, REQUIRED, path)
     return typed.unique(["query_id", "product_id"], keep="first", maintain_order=True)
 
 
