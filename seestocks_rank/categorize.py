@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from seestocks_rank.embeddings import normalize_rows
 from seestocks_rank.encoders import TextEncoder
 from seestocks_rank.taxonomy import Taxonomy
 
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 _TOKEN = r"(?u)\b[a-z][a-z0-9]+\b"
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def node_prompts(taxonomy: Taxonomy) -> list[str]:
@@ -75,12 +72,12 @@ def node_prototypes(
 ) -> np.ndarray:
     """``[n_nodes, dim]`` unit vectors: the node's prompt blended with the mean of its products after
     dropping the ``trim`` share least like the first mean (robust to a few wrong tags)."""
-    prompts = _normalize(np.asarray(prompt_vectors, dtype=np.float32))
+    prompts = normalize_rows(np.asarray(prompt_vectors, dtype=np.float32))
     if product_vectors is None or product_categories is None or len(product_vectors) == 0:
         return prompts
     member = _membership(taxonomy, np.asarray(product_categories))
     counts = np.asarray(member.sum(axis=0)).ravel()
-    centre = _normalize(np.asarray(member.T @ product_vectors))
+    centre = normalize_rows(np.asarray(member.T @ product_vectors))
     sims = member.multiply(product_vectors @ centre.T).tocsr()  # member similarity to its nodes' centres
     coo = sims.tocoo()
     order = np.lexsort((coo.data, coo.col))
@@ -88,9 +85,9 @@ def node_prototypes(
     keep = np.empty(len(order), dtype=bool)
     keep[order] = rank_in_node >= np.floor(trim * counts[coo.col[order]]) * (counts[coo.col[order]] >= 5)
     kept = sparse.csr_matrix((np.ones(keep.sum(), np.float32), (coo.row[keep], coo.col[keep])), shape=member.shape)
-    mean = _normalize(np.asarray(kept.T @ product_vectors))
+    mean = normalize_rows(np.asarray(kept.T @ product_vectors))
     has = (counts > 0)[:, None]
-    return np.where(has, _normalize(mean + prompt_weight * prompts), prompts).astype(np.float32)
+    return np.where(has, normalize_rows(mean + prompt_weight * prompts), prompts).astype(np.float32)
 
 
 def children_table(taxonomy: Taxonomy) -> np.ndarray:

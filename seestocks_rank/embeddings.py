@@ -39,6 +39,11 @@ class ImageEncoder(Protocol):
         ...
 
 
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Unit-length rows (an all-zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def fuse(
     text: np.ndarray,
     image: np.ndarray,
@@ -53,7 +58,7 @@ def fuse(
     if image.shape[1] != text.shape[1] or not ok.any():
         return out
     mixed = text_weight * text[ok] + image_weight * image[ok]
-    out[ok] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+    out[ok] = normalize_rows(mixed)
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from seestocks_rank.embeddings import array_series
+from seestocks_rank.embeddings import array_series, normalize_rows
 from seestocks_rank.taxonomy import Taxonomy
 
 
@@ -39,11 +39,6 @@ def page_members(products: pl.DataFrame, pages: pl.DataFrame, taxonomy: Taxonomy
     )
 
 
-def _normalize(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
 def robust_centroid(
     members: np.ndarray,
     prompt: np.ndarray,
@@ -56,14 +51,14 @@ def robust_centroid(
     the page's text prompt vector. Mis-tagged products sit far from the bulk and get trimmed, so a
     few percent of wrong tags barely move the centre. Returns the unit centroid and the kept mask."""
     if members.shape[0] == 0:
-        return _normalize(prompt).astype(np.float32), np.zeros(0, dtype=bool)
-    centre = _normalize(_normalize(members.mean(axis=0)) + prompt_weight * prompt)
+        return normalize_rows(prompt).astype(np.float32), np.zeros(0, dtype=bool)
+    centre = normalize_rows(normalize_rows(members.mean(axis=0)) + prompt_weight * prompt)
     keep = np.ones(members.shape[0], dtype=bool)
     for _ in range(rounds):
         sims = members @ centre
         if members.shape[0] >= 5:
             keep = sims >= np.quantile(sims, trim)
-        centre = _normalize(_normalize(members[keep].mean(axis=0)) + prompt_weight * prompt)
+        centre = normalize_rows(normalize_rows(members[keep].mean(axis=0)) + prompt_weight * prompt)
     return centre.astype(np.float32), keep
 
 

@@ -54,3 +54,14 @@ def make_hashing_encoder() -> Callable[..., HashingEncoder]:
 def hashing_encoder() -> HashingEncoder:
     """A fresh ``HashingEncoder`` (``model_version="hashing-v1"``, ``dim=32``) with zeroed counters."""
     return HashingEncoder()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU two threads can be 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

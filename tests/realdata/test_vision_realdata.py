@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from seestocks_rank.vision import load_image, load_vision_model
 from seestocks_rank.vision_bench import read_labels, run_bench, write_fashion_labels
@@ -24,11 +23,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs with one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
