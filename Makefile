@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint ui validate clean bench-quality
+.PHONY: setup demo test lint ui validate clean bench-quality bench-scale
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ ui: setup
 
 bench-quality: setup
 	$(BIN)/python bench/quality.py
+
+SCALE ?= 1.0
+bench-scale: setup
+	$(BIN)/python bench/scale.py --scale $(SCALE)
 
 clean:
 	rm -rf $(DATA_DIR)

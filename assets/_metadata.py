@@ -1,11 +1,15 @@
 """Small helpers for asset metadata: Markdown previews and timings."""
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import dagster as dg
 import polars as pl
+
+from seestocks_rank.timing import timed
+
+__all__ = ["few_pages_only", "preview", "timed"]
+
+# Dagster copies a multi-partition output's metadata into every partition's materialization event: a
+# Markdown preview on a run over 1,347 pages is written 1,347 times. Previews go only on small runs.
+MAX_PAGES_WITH_PREVIEW = 10
 
 
 def preview(df: pl.DataFrame, n: int = 10, columns: list[str] | None = None) -> dg.MetadataValue:
@@ -21,8 +25,6 @@ def preview(df: pl.DataFrame, n: int = 10, columns: list[str] | None = None) -> 
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@contextmanager
-def timed(timings: dict[str, float], key: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    timings[key] = round(time.perf_counter() - start, 3)
+def few_pages_only(context: dg.AssetExecutionContext, **entries: object) -> dict[str, object]:
+    """``entries`` when the run materializes at most ``MAX_PAGES_WITH_PREVIEW`` partitions, else nothing."""
+    return entries if len(context.partition_keys) <= MAX_PAGES_WITH_PREVIEW else {}

@@ -4,11 +4,13 @@ import os
 
 import dagster as dg
 
-from assets import embeddings, features, fusion, inputs, publish, relevance, retrieval, rules, vision
+from assets import embeddings, features, fusion, inputs, publish, relevance, retrieval, rules, sharded, vision
 from assets.jobs import all_pages_run_request, category_pages_sensor, nightly_job, nightly_schedule, pages_job
+from assets.sharded import sharded_embeddings_job
 from resources import (
     ComputeResource,
     CrossEncoderResource,
+    EmbeddingStoreIOManager,
     InputsResource,
     ParquetIOManager,
     RankingSettings,
@@ -36,6 +38,7 @@ def build_resources(
     compute = ComputeResource()
     return {
         "io_manager": ParquetIOManager(root=root),
+        "embedding_store_io": EmbeddingStoreIOManager(root=root),
         "storage": StorageResource(root=root),
         "inputs": InputsResource(data_root=root, **{**inputs, **inputs_overrides}),
         "compute": compute,
@@ -47,12 +50,12 @@ def build_resources(
 
 
 all_assets = dg.load_assets_from_modules(
-    [inputs, embeddings, retrieval, features, fusion, rules, publish, relevance, vision]
+    [inputs, embeddings, retrieval, features, fusion, rules, publish, relevance, vision, sharded]
 )
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[nightly_job, pages_job],
+    jobs=[nightly_job, pages_job, sharded_embeddings_job],
     schedules=[nightly_schedule],
     sensors=[category_pages_sensor],
     resources=build_resources(),

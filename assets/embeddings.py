@@ -5,12 +5,13 @@ import polars as pl
 
 from assets._metadata import timed
 from resources import StorageResource, TextModelResource, VisionModelResource
+from seestocks_rank.embedding_store import EmbeddingStore
 from seestocks_rank.embeddings import embed_products
 
 RETRIEVAL = "retrieval"
 
 
-@dg.asset(group_name=RETRIEVAL, kinds={"pytorch", "parquet"})
+@dg.asset(group_name=RETRIEVAL, kinds={"pytorch", "numpy"}, io_manager_key="embedding_store_io")
 def product_embeddings(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
@@ -18,36 +19,46 @@ def product_embeddings(
     storage: StorageResource,
     vlm_checkpoint: pl.DataFrame,
     vision: VisionModelResource,
-) -> pl.DataFrame:
-    """Title embeddings (all-MiniLM-L6-v2 by default) per offer, reusing last run's unchanged rows; with
-    product images, also image embeddings from ``vlm_checkpoint`` and the fused retrieval vector."""
+) -> EmbeddingStore:
+    """Title embeddings (all-MiniLM-L6-v2 by default) per offer in a memory-mapped store, reusing last
+    run's unchanged rows; with product images, also image embeddings from ``vlm_checkpoint`` and the
+    fused retrieval vector."""
     timings: dict[str, float] = {}
     encoder = text_model.encoder()
     image_model = vision.model_for(vlm_checkpoint)
-    previous = storage.store.read_if_exists("product_embeddings")
+    previous = EmbeddingStore.open(storage.embeddings_dir)
     with timed(timings, "embed_s"):
         run = embed_products(
-            catalog, encoder, previous, image_model, text_weight=vision.text_weight, image_weight=vision.image_weight
+            catalog,
+            encoder,
+            storage.embeddings_dir,
+            previous,
+            image_model,
+            text_weight=vision.text_weight,
+            image_weight=vision.image_weight,
         )
+    manifest = run.store.manifest
     if image_model is not None:
-        errors = run.table.get_column("image_error").drop_nulls().value_counts().sort("image_error").iter_rows()
+        errors = manifest.get_column("image_error").drop_nulls().value_counts().sort("image_error").iter_rows()
         context.add_output_metadata(
             {
                 "image_model_version": image_model.model_version,
-                "with_image_embedding": run.table.height - run.table.get_column("image_embedding").null_count(),
+                "with_image_embedding": int(manifest.get_column("has_image").sum()),
                 "image_errors": dg.MetadataValue.json({k: int(v) for k, v in errors}),
             }
         )
     context.add_output_metadata(
         {
-            "rows": run.table.height,
+            "rows": manifest.height,
             "encoded": run.encoded,
             "reused": run.reused,
             "dropped": run.dropped,
+            "compacted": run.compacted,
+            "chunks": manifest.get_column("chunk").n_unique(),
             "model_version": encoder.model_version,
             "device": encoder.device,
             "dim": encoder.dim,
             **timings,
         }
     )
-    return run.table
+    return run.store

@@ -3,12 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import preview, timed
+from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
-from resources import CrossEncoderResource, RankingSettings, TextModelResource
-from seestocks_rank.categorize import OutOfCategoryConfig, out_of_category, out_of_category_signals, predict_categories
-from seestocks_rank.embeddings import image_vectors, vectors, with_vectors
-from seestocks_rank.features import FEATURE_COLUMNS, add_cross_encoder_scores, compute_features
+from resources import CrossEncoderResource, RankingSettings, StorageResource, TextModelResource
+from seestocks_rank.categorize import OutOfCategoryConfig, predict_categories
+from seestocks_rank.embedding_store import EmbeddingStore
+from seestocks_rank.features import FEATURE_COLUMNS, CatalogSignals, candidate_features
 from seestocks_rank.taxonomy import Taxonomy
 
 RERANKING = "reranking"
@@ -18,25 +18,29 @@ RERANKING = "reranking"
 def predicted_categories(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
     taxonomy: pl.DataFrame,
     text_model: TextModelResource,
+    storage: StorageResource,
 ) -> pl.DataFrame:
     """A taxonomy category per offer from the hierarchical tree walk over the title embeddings (node
-    prototypes from the node prompts and the catalog's own tags, sibling disambiguation), once per run."""
+    prototypes from the node prompts and the catalog's own tags, sibling disambiguation); offers whose
+    title and tag did not change since the last run keep their prediction."""
     tree = Taxonomy.from_nodes(taxonomy)
-    products, title_vectors = with_vectors(
-        catalog.select("offer_id", "title", "category_id"), product_embeddings, "text_embedding"
-    )
+    products = catalog.select("offer_id", "title", "category_id")
+    title_vectors = product_embeddings.vectors("text", products.get_column("offer_id"))
     timings: dict[str, float] = {}
     with timed(timings, "categorize_s"):
-        predicted = predict_categories(products, title_vectors, tree, text_model.encoder())
+        previous = storage.store.read_if_exists("predicted_categories")
+        predicted = predict_categories(products, title_vectors, tree, text_model.encoder(), previous=previous)
+    walked = predicted.height if previous is None else predicted.join(previous, on="content_hash", how="anti").height
     tags = products.get_column("category_id").to_numpy()
     calls = predicted.get_column("predicted_category_id").to_numpy()
     agrees = tree.is_within(calls, tags) | tree.is_within(tags, calls)  # same branch as the retailer's tag
     context.add_output_metadata(
         {
             "offers": predicted.height,
+            "walked": walked,
             "categories": len(tree),
             "agrees_with_tag_share": round(float(agrees.mean()), 4) if predicted.height else 0.0,
             "disambiguated_share": round(float(predicted.get_column("disambiguated").mean() or 0.0), 4),
@@ -58,7 +62,7 @@ def cross_encoder_features(
     context: dg.AssetExecutionContext,
     candidate_sets: pl.DataFrame,
     catalog: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
     predicted_categories: pl.DataFrame,
     taxonomy_centroids: pl.DataFrame,
     taxonomy: pl.DataFrame,
@@ -70,42 +74,17 @@ def cross_encoder_features(
     visual similarity per candidate; and the out-of-category filter (``out_of_category_reason`` names the
     signal that disagrees: title, visual or price)."""
     timings: dict[str, float] = {}
-    tree = Taxonomy.from_nodes(taxonomy)
-    rows = catalog.select("offer_id", "title", "category_id", "price").join(
-        predicted_categories.select("offer_id", "predicted_category_id"), on="offer_id", how="left"
+    with timed(timings, "catalog_signals_s"):
+        signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    features = candidate_features(
+        candidate_sets,
+        signals,
+        taxonomy_centroids,
+        cross_encoder=cross_encoder.load(),
+        out_of_category_config=OutOfCategoryConfig() if settings.out_of_category_filter else None,
+        timings=timings,
     )
-    rows = rows.join(product_embeddings.select("offer_id", "text_embedding"), on="offer_id", how="left")
-    products, product_vectors = with_vectors(rows, product_embeddings)
-    title_vectors = vectors(products, "text_embedding")  # the title vote's space (no image fusion)
-    products = products.drop("text_embedding")
-    images = image_vectors(products, product_embeddings)
-    with timed(timings, "features_s"):
-        features = compute_features(
-            candidate_sets,
-            products,
-            product_vectors,
-            taxonomy_centroids,
-            tree,
-            image_vectors=images[0] if images is not None else None,
-            image_ok=images[1] if images is not None else None,
-        )
-    with timed(timings, "cross_encoder_s"):
-        features = add_cross_encoder_scores(features, products, taxonomy_centroids, cross_encoder.load())
-    flagged = 0
-    if settings.out_of_category_filter:
-        with timed(timings, "out_of_category_s"):
-            signals = out_of_category_signals(
-                features,
-                products,
-                product_vectors,
-                taxonomy_centroids,
-                tree,
-                title_vectors=title_vectors,
-                image_vectors=images[0] if images is not None else None,
-                image_ok=images[1] if images is not None else None,
-            )
-            features = out_of_category(signals, config=OutOfCategoryConfig())
-        flagged = int(features.get_column("out_of_category").sum())
+    flagged = int(features.get_column("out_of_category").sum()) if "out_of_category" in features.columns else 0
     null_share = {c: round(features.get_column(c).null_count() / max(features.height, 1), 3) for c in FEATURE_COLUMNS}
     context.add_output_metadata(
         {
@@ -114,7 +93,7 @@ def cross_encoder_features(
             "out_of_category": flagged,
             "null_share": dg.MetadataValue.json(null_share),
             **timings,
-            "preview": preview(features, 10),
+            **few_pages_only(context, preview=preview(features, 10)),
         }
     )
     return features

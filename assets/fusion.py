@@ -8,12 +8,12 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets._metadata import preview, timed
+from assets._metadata import few_pages_only, preview, timed
 from assets.features import RERANKING
 from assets.partitions import category_pages_partitions, single_run
 from resources import CrossEncoderResource, RankingSettings, StorageResource
-from seestocks_rank.embeddings import image_vectors, with_vectors
-from seestocks_rank.features import add_cross_encoder_scores, compute_features
+from seestocks_rank.embedding_store import EmbeddingStore
+from seestocks_rank.features import CatalogSignals, candidate_features
 from seestocks_rank.fusion import FusionModel, train_fusion
 from seestocks_rank.judgments import judged_pairs
 from seestocks_rank.taxonomy import Taxonomy
@@ -24,7 +24,7 @@ def fusion_model(
     context: dg.AssetExecutionContext,
     judgments: pl.DataFrame,
     catalog: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
     taxonomy_centroids: pl.DataFrame,
     taxonomy: pl.DataFrame,
     predicted_categories: pl.DataFrame,
@@ -35,24 +35,10 @@ def fusion_model(
     """Train the lambdarank fusion on the judged (page, product) pairs; save it under
     ``models/fusion/<version>/``. The table is the model registry row the scoring stage reads."""
     pages = taxonomy_centroids.get_column("category_id")
-    pairs = judged_pairs(judgments, catalog, pages)
-    products, product_vectors = with_vectors(
-        catalog.select("offer_id", "title", "category_id", "price").join(
-            predicted_categories.select("offer_id", "predicted_category_id"), on="offer_id", how="left"
-        ),
-        product_embeddings,
+    signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    judged = candidate_features(
+        judged_pairs(judgments, catalog, pages), signals, taxonomy_centroids, cross_encoder=cross_encoder.load()
     )
-    images = image_vectors(products, product_embeddings)
-    judged = compute_features(
-        pairs,
-        products,
-        product_vectors,
-        taxonomy_centroids,
-        Taxonomy.from_nodes(taxonomy),
-        image_vectors=images[0] if images is not None else None,
-        image_ok=images[1] if images is not None else None,
-    )
-    judged = add_cross_encoder_scores(judged, products, taxonomy_centroids, cross_encoder.load())
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         model = train_fusion(judged, seed=settings.seed)
@@ -102,7 +88,9 @@ def fused_scores(context: dg.AssetExecutionContext, cross_encoder_features: pl.D
             "rows": scored.height,
             "model_version": model.version,
             **timings,
-            "preview": preview(scored.sort("category_id", "score", descending=[False, True]), 10),
+            **few_pages_only(
+                context, preview=preview(scored.sort("category_id", "score", descending=[False, True]), 10)
+            ),
         },
     )
     yield dg.AssetCheckResult(check_name="scores_finite", passed=bad == 0, metadata={"non_finite_scores": bad})

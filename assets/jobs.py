@@ -3,10 +3,12 @@
 import dagster as dg
 
 from assets.partitions import CATEGORY_PAGES
+from assets.sharded import SHARDED_ASSETS
 from resources import InputsResource
 
-# Everything, in one run: unpartitioned stages once, per-category stages for a range of pages.
-nightly_job = dg.define_asset_job("nightly_rankings", selection=dg.AssetSelection.all())
+# Everything but the sharded-embedding demo (its own job), in one run: unpartitioned stages once,
+# per-category stages for a range of pages.
+nightly_job = dg.define_asset_job("nightly_rankings", selection=dg.AssetSelection.all() - SHARDED_ASSETS)
 pages_job = dg.define_asset_job("sync_category_pages", selection=dg.AssetSelection.assets("category_pages").upstream())
 
 RANGE_START = "dagster/asset_partition_range_start"

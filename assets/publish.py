@@ -4,10 +4,11 @@ import dagster as dg
 import polars as pl
 
 from resources import RankingSettings, StorageResource
+from seestocks_rank.embedding_store import MANIFEST
 from seestocks_rank.evaluation import naive_rankings
 from seestocks_rank.retrieval import ancestor_pairs
 from seestocks_rank.rules import SHOWN
-from seestocks_rank.storage import publish_duckdb
+from seestocks_rank.storage import PARTITION_INDEX, TableStore, publish_duckdb
 from seestocks_rank.taxonomy import Taxonomy
 
 PUBLISHED_TABLES = (
@@ -20,6 +21,19 @@ PUBLISHED_TABLES = (
     "predicted_categories",
 )
 PARTITIONED_VIEWS = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
+
+
+def partitioned_view(store: TableStore, name: str) -> str:
+    """SQL over a partitioned table's batch files, keeping each page's rows from the file its index names."""
+    files = ", ".join(f"'{f}'" for f in store.partition_files(name))
+    index = store.partitions_dir(name) / PARTITION_INDEX
+    return (
+        f"SELECT t.* EXCLUDE (filename) FROM read_parquet([{files}], filename = true, union_by_name = true) t "
+        f"JOIN read_parquet('{index}') i ON i.file = parse_filename(t.filename) "
+        "AND i.partition = CAST(t.category_id AS VARCHAR)"
+    )
+
+
 RANKING_COLUMNS = (
     "category_id",
     "category_path",
@@ -101,12 +115,8 @@ def analyst_database(context: dg.AssetExecutionContext, storage: StorageResource
     )
     tables["taxonomy_closure"] = ancestor_pairs(tree)
     tables["taxonomy_centroids"] = store.read("taxonomy_centroids").drop("centroid", "prompt_embedding")
-    views = {
-        name: f"SELECT * FROM read_parquet('{store.partition_glob(name)}')"
-        for name in PARTITIONED_VIEWS
-        if list(store.tables_dir.joinpath(name).glob("*.parquet"))
-    }
-    views["product_embeddings"] = f"SELECT * FROM read_parquet('{store.table_path('product_embeddings')}')"
+    views = {name: partitioned_view(store, name) for name in PARTITIONED_VIEWS if store.partition_files(name)}
+    views["product_embeddings"] = f"SELECT * FROM read_parquet('{storage.embeddings_dir / MANIFEST}')"
     counts = publish_duckdb(storage.duckdb_path, tables, views)
     ranked_pages = set(shown.get_column("category_id").unique().to_list())
     unranked = [c for c in pages.get_column("category_id").to_list() if c not in ranked_pages]

@@ -3,12 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import preview, timed
+from assets._metadata import preview
 from assets.embeddings import RETRIEVAL
 from assets.partitions import category_pages_partitions, single_run
 from resources import ComputeResource, RankingSettings, TextModelResource, VisionModelResource
-from seestocks_rank.embeddings import image_vectors, vectors, with_vectors
-from seestocks_rank.retrieval import build_index, category_centroids, page_prompt, search_candidates
+from seestocks_rank.embedding_store import EmbeddingStore
+from seestocks_rank.retrieval import page_profiles, page_prompt, retrieve_candidates
 from seestocks_rank.taxonomy import Taxonomy
 
 
@@ -18,7 +18,7 @@ def taxonomy_centroids(
     category_pages: pl.DataFrame,
     taxonomy: pl.DataFrame,
     catalog: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
     text_model: TextModelResource,
     settings: RankingSettings,
     vlm_checkpoint: pl.DataFrame,
@@ -27,22 +27,16 @@ def taxonomy_centroids(
     """One profile per page: robust centroid of its tagged products blended with its path prompt,
     plus the similarity and log-price spread of its core products; with product images, also the page's
     visual prototype (robust mean of its products' image vectors and the prompt's image-model text vector)."""
-    tree = Taxonomy.from_nodes(taxonomy)
-    products, product_vectors = with_vectors(catalog.select("offer_id", "category_id", "price"), product_embeddings)
     page_texts = [page_prompt(p) for p in category_pages.get_column("path").to_list()]
-    prompts = text_model.encoder().encode(page_texts)
-    images = image_vectors(products, product_embeddings)
-    image_model = vision.model_for(vlm_checkpoint) if images is not None else None
-    profiles = category_centroids(
+    image_model = vision.model_for(vlm_checkpoint) if product_embeddings.has_images else None
+    profiles = page_profiles(
         category_pages,
-        tree,
-        products,
-        product_vectors,
-        prompts,
+        Taxonomy.from_nodes(taxonomy),
+        catalog,
+        product_embeddings,
+        text_model.encoder().encode(page_texts),
         trim=settings.centroid_trim,
         prompt_weight=settings.centroid_prompt_weight,
-        image_vectors=images[0] if images is not None else None,
-        image_ok=images[1] if images is not None else None,
         visual_prompt_vectors=image_model.encode_texts(page_texts) if image_model is not None else None,
         visual_prompt_weight=vision.visual_prompt_weight,
     )
@@ -65,7 +59,7 @@ def taxonomy_centroids(
 def candidate_sets(
     context: dg.AssetExecutionContext,
     taxonomy_centroids: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
     compute: ComputeResource,
     settings: RankingSettings,
 ) -> pl.DataFrame:
@@ -76,12 +70,14 @@ def candidate_sets(
     if missing:
         raise ValueError(f"no centroid for page(s) {missing[:10]}: re-materialize taxonomy_centroids")
     timings: dict[str, float] = {}
-    with timed(timings, "index_build_s"):
-        index = build_index(vectors(product_embeddings), kind=settings.index_kind, use_gpu=compute.faiss_use_gpu())
-    with timed(timings, "search_s"):
-        candidates = search_candidates(
-            index, centroids, product_embeddings.get_column("offer_id"), settings.candidates_per_page
-        )
+    candidates = retrieve_candidates(
+        centroids,
+        product_embeddings,
+        settings.candidates_per_page,
+        index_kind=settings.index_kind,
+        use_gpu=compute.faiss_use_gpu(),
+        timings=timings,
+    )
     context.add_output_metadata(
         {
             "pages": len(keys),

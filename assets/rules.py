@@ -3,11 +3,13 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import preview, timed
+from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
 from resources import RankingSettings
-from seestocks_rank.embeddings import with_vectors
-from seestocks_rank.rules import SHOWN, apply_rules
+from seestocks_rank.embedding_store import EmbeddingStore
+from seestocks_rank.features import CatalogSignals
+from seestocks_rank.rules import SHOWN, rank_pages
+from seestocks_rank.taxonomy import Taxonomy
 
 RULES = "business_rules"
 RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_scores_finite")
@@ -24,17 +26,16 @@ def filtered_rankings(
     context: dg.AssetExecutionContext,
     fused_scores: pl.DataFrame,
     catalog: pl.DataFrame,
-    product_embeddings: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
+    taxonomy: pl.DataFrame,
     settings: RankingSettings,
 ):
     """Dedup across retailers (cheapest kept), freshness decay, confidence cut, retailer diversity,
     final rank. Every candidate stays in the table with its ``status`` and ``reason``."""
-    offers = catalog.select("offer_id", "product_id", "title", "retailer", "price", "currency", "last_seen")
-    scored, scored_vectors = with_vectors(fused_scores.join(offers, on="offer_id", how="left"), product_embeddings)
-    reference_time = catalog.get_column("last_seen").max()
     timings: dict[str, float] = {}
+    signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy))
     with timed(timings, "rules_s"):
-        ranked = apply_rules(scored, scored_vectors, reference_time, settings.rule_config())
+        ranked = rank_pages(fused_scores, signals, settings.rule_config())
     shown = ranked.filter(pl.col("status") == SHOWN)
     status_counts = {k: v for k, v in ranked.group_by("status").len().sort("status").iter_rows()}
     yield dg.Output(
@@ -43,11 +44,14 @@ def filtered_rankings(
             "rows": ranked.height,
             "shown": shown.height,
             "status": dg.MetadataValue.json(status_counts),
-            "reference_time": str(reference_time),
+            "reference_time": str(catalog.get_column("last_seen").max()),
             **timings,
             "rules_ms_per_page": round(1000 * timings["rules_s"] / max(len(context.partition_keys), 1), 3),
-            "top_of_first_page": preview(
-                shown, 10, ["category_id", "rank", "title", "retailer", "price", "final_score"]
+            **few_pages_only(
+                context,
+                top_of_first_page=preview(
+                    shown, 10, ["category_id", "rank", "title", "retailer", "price", "final_score"]
+                ),
             ),
         },
     )

@@ -4,6 +4,10 @@ Trains the cross-encoder and the fusion models on TRAIN within a time budget, th
 ranker on TEST with the harness, and writes bench/results/relevance.json and .md.
 
     .venv/bin/python bench/relevance.py [--minutes 30] [--shared ../shared/data] [--work /tmp/relevance]
+        [--reuse-models | --reuse-cross-encoder]
+
+``--reuse-cross-encoder`` keeps the cross-encoder saved in --work/models (and its training record)
+and retrains only the fusion models, on the same TRAIN queries.
 """
 
 import argparse
@@ -18,12 +22,43 @@ sys.path.insert(0, str(ROOT))
 from bench._machine import machine_info  # noqa: E402
 from seestocks_rank.adapters import homedepot_judgments  # noqa: E402
 from seestocks_rank.encoders import SentenceTransformerEncoder  # noqa: E402
-from seestocks_rank.relevance import RelevanceModels, evaluate, train_relevance_models  # noqa: E402
+from seestocks_rank.relevance import (  # noqa: E402
+    RelevanceModels,
+    evaluate,
+    train_fusion_models,
+    train_relevance_models,
+)
 
 RELEVANT_MIN, IRRELEVANT_MAX = 2.5, 1.49  # README: >= 2.5 relevant, < 1.5 irrelevant
 
 
+def selection_lines(training: dict) -> list[str]:
+    """The fusion candidates' scores on the held-out TRAIN queries, per fusion model."""
+    lines: list[str] = []
+    for name in ("fusion_with_cross_encoder", "fusion_without_cross_encoder"):
+        s = training.get(name, {})
+        if "held_out" not in s:
+            continue
+        lines += [
+            "",
+            f"`{name}`: chose **{s['chosen']}** by {s['selection_score']} on held-out TRAIN queries "
+            f"({s['folds']}-fold cross-validation over the {s['held_out_queries']} fusion queries, "
+            f"{s['held_out_deep_queries']} deep, {s['held_out_deep_queries_with_bad_and_relevant']} of them "
+            f"with bad and relevant products; relevant >= {s['relevant_min']}, bad <= {s['irrelevant_max']}).",
+            "",
+            "| candidate | ndcg@10 (all) | ndcg@10 (deep) | bad_pages@10 (deep) | selection score |",
+            "|---|---|---|---|---|",
+        ]
+        for candidate, m in s["held_out"].items():
+            lines.append(
+                f"| {candidate} | {m['ndcg@10']:.4f} | {m['ndcg@10.deep']:.4f} | {m['bad_pages@10.deep']:.4f} "
+                f"| {m['score']:.4f} |"
+            )
+    return ["", "## Fusion selection (TRAIN only)", *lines] if lines else []
+
+
 def markdown(result: dict) -> str:
+    reused = result["training"].get("cross_encoder_reused", False)
     lines = [
         "# Relevance on Home Depot TEST queries",
         "",
@@ -35,7 +70,8 @@ def markdown(result: dict) -> str:
         f"({result['training']['cross_encoder']['epochs']:.2f} epochs) in "
         f"{result['training']['cross_encoder']['seconds'] / 60:.1f} min, "
         f"{result['training']['cross_encoder']['pairs_per_second']:.1f} pairs/s training; "
-        f"inference {result['inference_pairs_per_second']:.0f} pairs/s.",
+        f"inference {result['inference_pairs_per_second']:.0f} pairs/s."
+        + (" (Cross-encoder reused from an earlier run; fusion models retrained.)" if reused else ""),
         "",
         "| ranker | ndcg@10 (all) | ndcg@10 (deep) | relevant@10 (deep) | bad_pages@10 (deep) |",
         "|---|---|---|---|---|",
@@ -51,6 +87,7 @@ def markdown(result: dict) -> str:
         "",
         f"{e['queries']} TEST queries, {e['judgments']} judgments; deep = more than 10 judged products "
         f"({deep['queries']} queries). Relevant: grade >= {e['relevant_min']}; bad: grade <= {e['irrelevant_max']}.",
+        *selection_lines(result["training"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -61,7 +98,13 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--work", default="/tmp/seestocks-relevance")
-    parser.add_argument("--reuse-models", action="store_true", help="skip training when models exist in --work")
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse-models", action="store_true", help="skip training when models exist in --work")
+    reuse.add_argument(
+        "--reuse-cross-encoder",
+        action="store_true",
+        help="keep the cross-encoder in --work/models and retrain only the fusion models",
+    )
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -70,14 +113,19 @@ def main() -> int:
     test = judgments.filter(judgments["split"] == "test").drop("split")
     encoder = SentenceTransformerEncoder()
     models_dir = work / "models"
-    if not (args.reuse_models and (models_dir / "training.json").exists()):
+    thresholds = {"relevant_min": RELEVANT_MIN, "irrelevant_max": IRRELEVANT_MAX}
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.reuse_cross_encoder:
+        train_fusion_models(train, encoder, models_dir, **thresholds, log=log)
+    elif not (args.reuse_models and (models_dir / "training.json").exists()):
         train_relevance_models(
             train,
             encoder,
             models_dir,
             cross_encoder_budget_s=args.minutes * 60,
             max_epochs=args.epochs,
-            log=lambda m: print(m, file=sys.stderr),
+            **thresholds,
+            log=log,
         )
     training = json.loads((models_dir / "training.json").read_text())
     models = RelevanceModels.load(models_dir)

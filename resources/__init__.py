@@ -1,7 +1,7 @@
 """Dagster resources: where data lives, which models to load, which device to compute on."""
 
 from resources.compute import ComputeResource
-from resources.io_manager import ParquetIOManager
+from resources.io_manager import EmbeddingStoreIOManager, ParquetIOManager
 from resources.models import CrossEncoderResource, TextModelResource
 from resources.settings import RankingSettings
 from resources.storage import InputsResource, StorageResource, default_data_dir
@@ -10,6 +10,7 @@ from resources.vision import VisionModelResource
 __all__ = [
     "ComputeResource",
     "CrossEncoderResource",
+    "EmbeddingStoreIOManager",
     "InputsResource",
     "ParquetIOManager",
     "RankingSettings",

@@ -5,9 +5,12 @@ category page, split by ``category_id`` (a single-run backfill hands over many p
 Every write is atomic, so a failed run never destroys the last good output.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
+from seestocks_rank.embedding_store import EmbeddingStore
 from seestocks_rank.storage import TableStore
 
 
@@ -38,3 +41,24 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:  # the upstream asset is partitioned: read the mapped partitions
             return self.store.read_partitions(name, context.asset_partition_keys)
         return self.store.read(name)
+
+
+class EmbeddingStoreIOManager(dg.ConfigurableIOManager):
+    """``product_embeddings`` is an :class:`EmbeddingStore` under ``<root>/embeddings``: its chunks are
+    written while the asset runs, and storing the output commits the manifest (atomically)."""
+
+    root: str
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.root) / "embeddings"
+
+    def handle_output(self, context: dg.OutputContext, obj: EmbeddingStore) -> None:
+        path = obj.commit()
+        context.add_output_metadata({"manifest": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> EmbeddingStore:
+        store = EmbeddingStore.open(self.folder)
+        if store is None:
+            raise FileNotFoundError(f"no product embeddings under {self.folder}: materialize product_embeddings")
+        return store

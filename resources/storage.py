@@ -16,8 +16,8 @@ def default_data_dir() -> str:
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The data root: Parquet tables under ``tables/``, models under ``models/``, the analysts'
-    DuckDB file at ``seestocks.duckdb``."""
+    """The data root: Parquet tables under ``tables/``, product vectors under ``embeddings/``, models
+    under ``models/``, the analysts' DuckDB file at ``seestocks.duckdb``."""
 
     root: str
 
@@ -28,6 +28,10 @@ class StorageResource(dg.ConfigurableResource):
     @property
     def duckdb_path(self) -> Path:
         return Path(self.root) / "seestocks.duckdb"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return Path(self.root) / "embeddings"
 
     @property
     def models_dir(self) -> Path:

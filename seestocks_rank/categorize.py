@@ -17,6 +17,7 @@ out-of-category filter that keeps mis-tagged products off category pages.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ __all__ = [
     "categorize",
     "OutOfCategoryConfig",
     "children_table",
+    "NeighbourVote",
+    "knn_index",
     "neighbour_vote",
     "node_prototypes",
     "node_prompts",
@@ -78,8 +81,8 @@ def node_prototypes(
     member = _membership(taxonomy, np.asarray(product_categories))
     counts = np.asarray(member.sum(axis=0)).ravel()
     centre = normalize_rows(np.asarray(member.T @ product_vectors))
-    sims = member.multiply(product_vectors @ centre.T).tocsr()  # member similarity to its nodes' centres
-    coo = sims.tocoo()
+    coo = member.tocoo()  # each member's similarity to its nodes' centres, only where it is a member
+    coo.data = _rowwise_dot(product_vectors, coo.row, centre, coo.col)
     order = np.lexsort((coo.data, coo.col))
     rank_in_node = np.arange(len(order)) - np.searchsorted(coo.col[order], coo.col[order])
     keep = np.empty(len(order), dtype=bool)
@@ -88,6 +91,14 @@ def node_prototypes(
     mean = normalize_rows(np.asarray(kept.T @ product_vectors))
     has = (counts > 0)[:, None]
     return np.where(has, normalize_rows(mean + prompt_weight * prompts), prompts).astype(np.float32)
+
+
+def _rowwise_dot(a: np.ndarray, rows: np.ndarray, b: np.ndarray, cols: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk):  # bounded memory per chunk of pairs
+        sl = slice(start, start + chunk)
+        out[sl] = np.einsum("ij,ij->i", a[rows[sl]], b[cols[sl]])
+    return out
 
 
 def children_table(taxonomy: Taxonomy) -> np.ndarray:
@@ -177,26 +188,46 @@ class SiblingDisambiguator:
         self.vectorizer = CountVectorizer(token_pattern=_TOKEN, binary=True, lowercase=True, dtype=np.float32)
         x = self.vectorizer.fit_transform(docs)
         member = _membership(self.taxonomy, cats)
-        self._counts = np.asarray((member.T @ x).todense(), dtype=np.float32)  # nodes x vocab
+        self._counts = (member.T @ x).tocsr()  # nodes x vocab, sparse: a node uses a sliver of the vocabulary
+        self._counts.sort_indices()
         self._docs = np.asarray(member.sum(axis=0)).ravel().astype(np.float32)
         self._vocab = np.asarray(self.vectorizer.get_feature_names_out())
         self._names = names
         self._pair_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _log_odds(self, a: int, b: int) -> np.ndarray:
+    def _node_terms(self, node: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._counts.indptr[node], self._counts.indptr[node + 1]
+        return self._counts.indices[lo:hi], self._counts.data[lo:hi]
+
+    def _log_odds(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Over the terms seen in either sibling's titles (a term neither has is no evidence): the term
+        ids, their log-odds of ``a`` versus ``b``, and their counts in ``a`` and ``b``."""
+        ia, ca = self._node_terms(a)
+        ib, cb = self._node_terms(b)
+        terms = np.union1d(ia, ib)
+        count_a = np.zeros(len(terms), dtype=np.float32)
+        count_b = np.zeros(len(terms), dtype=np.float32)
+        count_a[np.searchsorted(terms, ia)] = ca
+        count_b[np.searchsorted(terms, ib)] = cb
         s = self.smoothing
-        pa = (self._counts[a] + s) / (self._docs[a] + 2 * s)
-        pb = (self._counts[b] + s) / (self._docs[b] + 2 * s)
-        return np.log(pa / (1 - pa)) - np.log(pb / (1 - pb))
+        pa = (count_a + s) / (self._docs[a] + 2 * s)
+        pb = (count_b + s) / (self._docs[b] + 2 * s)
+        return terms, np.log(pa / (1 - pa)) - np.log(pb / (1 - pb)), count_a, count_b
+
+    @staticmethod
+    def _top(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the ``k`` largest positive and the ``k`` most negative values of ``d``."""
+        pos = np.flatnonzero(d > 0)
+        neg = np.flatnonzero(d < 0)
+        return pos[np.argsort(-d[pos], kind="stable")[:k]], neg[np.argsort(d[neg], kind="stable")[:k]]
 
     def distinguishing_terms(self, a: int, b: int) -> tuple[list[str], list[str]]:
         """The ``top_terms`` terms most typical of node ``a`` versus its sibling ``b``, and of ``b`` versus ``a``
         (node indices); a term must occur in the node's titles."""
-        d = self._log_odds(a, b)
-        k = self.top_terms
-        ta = [t for t in np.argsort(-d, kind="stable")[:k] if d[t] > 0 and self._counts[a, t] > 0]
-        tb = [t for t in np.argsort(d, kind="stable")[:k] if d[t] < 0 and self._counts[b, t] > 0]
-        return self._vocab[ta].tolist(), self._vocab[tb].tolist()
+        terms, d, count_a, count_b = self._log_odds(a, b)
+        ta, tb = self._top(np.where(count_a > 0, d, 0), self.top_terms)[0], self._top(np.where(count_b > 0, d, 0),
+                                                                                      self.top_terms)[1]  # fmt: skip
+        return self._vocab[terms[ta]].tolist(), self._vocab[terms[tb]].tolist()
 
     def prompts(self, a: int, b: int) -> tuple[str, str]:
         """Discriminative prompts for siblings ``a``/``b``: each name followed by its distinguishing terms."""
@@ -214,26 +245,33 @@ class SiblingDisambiguator:
         prompts = [text for a, b in todo for text in self.prompts(a, b)]
         vectors = self.encoder.encode(prompts)
         k = self.lexical_terms
-        for n, (a, b) in enumerate(todo):  # a loop over distinct sibling pairs
-            d = self._log_odds(a, b)
-            if k > 0:
-                terms = np.concatenate([np.argsort(-d, kind="stable")[:k], np.argsort(d, kind="stable")[:k]])
-            else:  # every term seen in either sibling's titles
-                terms = np.flatnonzero(self._counts[a] + self._counts[b] > 0)
-            self._pair_cache[(a, b)] = (terms, d[terms], vectors[2 * n], vectors[2 * n + 1])
+        for n, (a, b) in enumerate(todo):  # a loop over distinct sibling pairs (small arrays each)
+            terms, d, _, _ = self._log_odds(a, b)
+            keep = np.concatenate(self._top(d, k)) if k > 0 else np.arange(len(terms))
+            self._pair_cache[(a, b)] = (terms[keep], d[keep], vectors[2 * n], vectors[2 * n + 1])
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray, titles: list[str], vectors: np.ndarray) -> np.ndarray:
         """Evidence for ``a`` over ``b`` per row (positive: ``a``): prompt-cosine gap plus weighted log-odds."""
+        if len(a) == 0:
+            return np.zeros(0, dtype=np.float64)
         x = self.vectorizer.transform(titles).tocsr()
-        out = np.zeros(len(a), dtype=np.float64)
-        pairs = pl.DataFrame({"a": a, "b": b}).with_row_index("r").group_by("a", "b").agg("r")
-        self._prepare([(int(pa_), int(pb_)) for pa_, pb_, _ in pairs.iter_rows()])
-        for pa_, pb_, rows in pairs.iter_rows():  # a loop over distinct sibling pairs, vectorised within
-            rows = np.asarray(rows)
-            terms, weights, va, vb = self._pair_cache[(int(pa_), int(pb_))]
-            lexical = np.asarray(x[rows][:, terms] @ weights).ravel()
-            out[rows] = self.prompt_weight * (vectors[rows] @ (va - vb)) + self.lexical_weight * lexical
-        return out
+        pairs, inverse = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
+        keys = [(int(pa_), int(pb_)) for pa_, pb_ in pairs]
+        self._prepare(keys)
+        cached = [self._pair_cache[k] for k in keys]
+        lengths = np.asarray([len(c[0]) for c in cached])
+        weights = sparse.csr_matrix(
+            (
+                np.concatenate([c[1] for c in cached]).astype(np.float32),
+                np.concatenate([c[0] for c in cached]).astype(np.int64),
+                np.concatenate([[0], np.cumsum(lengths)]),
+            ),
+            shape=(len(keys), x.shape[1]),
+        )
+        gap = np.stack([c[2] - c[3] for c in cached])
+        lexical = np.asarray(x.multiply(weights[inverse.ravel()]).sum(axis=1)).ravel()
+        prompt = np.einsum("ij,ij->i", vectors, gap[inverse.ravel()])
+        return self.prompt_weight * prompt + self.lexical_weight * lexical
 
     def refine(
         self,
@@ -327,39 +365,127 @@ class OutOfCategoryConfig:
     price_vote: float = 0.6
 
 
-def neighbour_vote(
-    vectors: np.ndarray, categories: np.ndarray, taxonomy: Taxonomy, k: int, rows: np.ndarray | None = None
-) -> Callable:
-    """A function ``(rows, page_ids) -> share`` of each row's ``k`` nearest other products whose assigned
-    category lies within the page (a leave-one-out vote of the catalog's own tags). With ``rows``, only
-    those rows are searched (and may be voted on); by default every row."""
-    import faiss
+class ClusterKnn:
+    """Approximate k-nearest neighbours among the rows of ``x`` for queries that are rows of ``x``: k-means
+    lists (``sqrt(n)``, trained on a sample), every row in its nearest list, and each query searched
+    exactly (one matrix product per list) in its ``probes`` nearest lists. At 565K products the candidates'
+    neighbours take seconds instead of the ~100 TFLOP of an exact search; the vote only needs similar
+    products, not exactly the ten nearest."""
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
+    def __init__(self, x: np.ndarray, *, probes: int = 2, seed: int = 0) -> None:
+        import faiss
+
+        self.x = x
+        n, dim = x.shape
+        nlist = max(1, int(np.sqrt(n)))
+        sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 32 * nlist), replace=False))
+        kmeans = faiss.Kmeans(dim, nlist, niter=10, seed=seed, spherical=True, min_points_per_centroid=1)
+        kmeans.train(np.ascontiguousarray(x[sample]))
+        self.quantizer = faiss.IndexFlatIP(dim)
+        self.quantizer.add(kmeans.centroids)
+        self.probes = min(probes, nlist)
+        _, nearest = self._lists(np.arange(n), 1)
+        order = np.argsort(nearest[:, 0], kind="stable")
+        self.members = np.split(order, np.flatnonzero(np.diff(nearest[order, 0])) + 1)
+        self.list_ids = nearest[order[np.r_[0, np.flatnonzero(np.diff(nearest[order, 0])) + 1]], 0]
+
+    def _lists(self, rows: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
+        out = np.empty((len(rows), probes), dtype=np.int64)
+        for start in range(0, len(rows), 65_536):  # bounded memory per block of rows
+            block = rows[start : start + 65_536]
+            out[start : start + len(block)] = self.quantizer.search(np.ascontiguousarray(self.x[block]), probes)[1]
+        return None, out
+
+    def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(similarities, row ids)`` of the ``k`` best rows for each query row (-1 where fewer)."""
+        sims = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(rows), k), -1, dtype=np.int64)
+        _, probe = self._lists(rows, self.probes)
+        by_list = dict(zip(self.list_ids.tolist(), self.members, strict=True))
+        for p in range(self.probes):  # each query's p-th nearest list, merged into its running top k
+            order = np.argsort(probe[:, p], kind="stable")
+            bounds = np.flatnonzero(np.diff(probe[order, p])) + 1
+            for group in np.split(order, bounds):  # a loop over lists: one matrix product each
+                members = by_list.get(int(probe[group[0], p]))
+                if members is None or not len(group):
+                    continue
+                s = self.x[rows[group]] @ self.x[members].T
+                top = min(k, len(members))
+                part = np.argpartition(-s, top - 1, axis=1)[:, :top]
+                cand_s = np.concatenate([sims[group], np.take_along_axis(s, part, 1)], axis=1)
+                cand_i = np.concatenate([ids[group], members[part]], axis=1)
+                best = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+                sims[group] = np.take_along_axis(cand_s, best, 1)
+                ids[group] = np.take_along_axis(cand_i, best, 1)
+        return np.where(np.isfinite(sims), sims, 0.0).astype(np.float32), ids
+
+
+class _ExactKnn:
+    def __init__(self, x: np.ndarray) -> None:
+        import faiss
+
+        self.x = x
+        self.index = faiss.IndexFlatIP(x.shape[1])
+        self.index.add(x)
+
+    def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(np.ascontiguousarray(self.x[rows]), k)
+
+
+def knn_index(vectors: np.ndarray, *, exact_below: int = 50_000) -> ClusterKnn | _ExactKnn:
+    """k-nearest-neighbour search among ``vectors`` for queries that are rows of it: exact below
+    ``exact_below`` rows, :class:`ClusterKnn` above."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    index.add(x)
-    query = np.arange(len(x)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-    position = np.full(len(x), -1, dtype=np.int64)
-    position[query] = np.arange(len(query))
-    k = max(1, min(k, len(x) - 1))
-    sim, nn = index.search(x[query], k + 1)
-    self_hit = nn == query[:, None]
-    drop = np.where(self_hit.any(axis=1), np.argmax(self_hit, axis=1), k)
-    keep = np.ones_like(nn, dtype=bool)
-    keep[np.arange(len(query)), drop] = False
-    nn = nn[keep].reshape(len(query), k)
-    weights = np.clip(sim[keep].reshape(len(query), k), 0, None)
-    weights[nn < 0] = 0.0
-    nn = np.maximum(nn, 0)
+    return _ExactKnn(x) if len(x) < exact_below else ClusterKnn(x)
 
-    def vote(rows: np.ndarray, page_ids: np.ndarray) -> np.ndarray:
-        pos = position[rows]
-        if (pos < 0).any():
-            raise ValueError("neighbour_vote: a row outside the searched rows")
-        inside = taxonomy.is_within(categories[nn[pos]], page_ids[:, None])
-        w = weights[pos]
+
+class NeighbourVote:
+    """The share of a row's ``k`` nearest other products whose assigned category lies within a page (a
+    leave-one-out vote of the catalog's own tags), weighted by similarity. The index is built once; rows
+    are searched on demand and remembered, so scoring page after page reuses earlier searches."""
+
+    def __init__(
+        self, vectors: np.ndarray, categories: np.ndarray, taxonomy: Taxonomy, k: int, *, exact_below: int = 50_000
+    ) -> None:
+        self.x = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.categories = np.asarray(categories)
+        self.taxonomy = taxonomy
+        self.k = max(1, min(k, len(self.x) - 1))
+        self.index = knn_index(self.x, exact_below=exact_below)
+        self.nn = np.zeros((len(self.x), self.k), dtype=np.int64)
+        self.weights = np.zeros((len(self.x), self.k), dtype=np.float32)
+        self.searched = np.zeros(len(self.x), dtype=bool)
+
+    def search(self, rows: np.ndarray) -> None:
+        query = np.unique(np.asarray(rows, dtype=np.int64))
+        query = query[~self.searched[query]]
+        for start in range(0, len(query), 65_536):  # bounded memory per block of queries
+            q = query[start : start + 65_536]
+            sim, nn = self.index.search(q, self.k + 1)
+            self_hit = nn == q[:, None]
+            drop = np.where(self_hit.any(axis=1), np.argmax(self_hit, axis=1), self.k)
+            keep = np.ones_like(nn, dtype=bool)
+            keep[np.arange(len(q)), drop] = False
+            nn = nn[keep].reshape(len(q), self.k)
+            weights = np.clip(sim[keep].reshape(len(q), self.k), 0, None)
+            weights[nn < 0] = 0.0
+            self.nn[q], self.weights[q] = np.maximum(nn, 0), weights
+            self.searched[q] = True
+
+    def __call__(self, rows: np.ndarray, page_ids: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.search(rows)
+        inside = self.taxonomy.is_within(self.categories[self.nn[rows]], np.asarray(page_ids)[:, None])
+        w = self.weights[rows]
         return (inside * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
 
+
+def neighbour_vote(
+    vectors: np.ndarray, categories: np.ndarray, taxonomy: Taxonomy, k: int, rows: np.ndarray | None = None
+) -> NeighbourVote:
+    """A :class:`NeighbourVote` over ``vectors``, with ``rows`` (default: every row) searched up front."""
+    vote = NeighbourVote(vectors, categories, taxonomy, k)
+    vote.search(np.arange(len(vote.x)) if rows is None else rows)
     return vote
 
 
@@ -378,6 +504,15 @@ def centroid_margin(
     return out
 
 
+PREDICTION_COLUMNS = ("offer_id", "predicted_category_id", "predicted_score", "disambiguated", "content_hash", "basis")
+
+
+def prediction_basis(taxonomy: Taxonomy, encoder: TextEncoder) -> str:
+    """What a prediction depends on besides the offer itself: the text model and the taxonomy."""
+    tree = hashlib.sha1(taxonomy.ids.tobytes() + taxonomy.nodes.get_column("path").str.join("|")[0].encode())
+    return f"{encoder.model_version}|{tree.hexdigest()[:12]}"
+
+
 def predict_categories(
     products: pl.DataFrame,
     vectors: np.ndarray,
@@ -385,25 +520,69 @@ def predict_categories(
     encoder: TextEncoder,
     *,
     disambiguate: bool = True,
+    previous: pl.DataFrame | None = None,
+    max_fit_titles: int = 100_000,
 ) -> pl.DataFrame:
-    """The tree walk over the whole catalog: ``products`` (``offer_id, title, category_id``, the retailer's
+    """The tree walk over the catalog: ``products`` (``offer_id, title, category_id``, the retailer's
     tag) row-aligned with their title ``vectors``. Node prototypes blend each node's prompt (encoded with
     ``encoder``) with the robust mean of the products tagged at or below it; close sibling calls go through
-    the :class:`SiblingDisambiguator` (fitted on the catalog's titles and tags). Returns ``offer_id,
-    predicted_category_id, predicted_score, disambiguated`` in ``products``' order."""
-    tags = products.get_column("category_id").to_numpy()
-    titles = products.get_column("title").fill_null("").to_list()
-    prototypes = node_prototypes(taxonomy, encoder.encode(node_prompts(taxonomy)), vectors, tags)
-    layer = SiblingDisambiguator(taxonomy, encoder, titles, tags) if disambiguate else None
-    result = categorize(vectors, taxonomy, prototypes, titles=titles, disambiguator=layer)
-    return pl.DataFrame(
-        {
-            "offer_id": products.get_column("offer_id"),
-            "predicted_category_id": pl.Series(result.category_id, dtype=pl.Int64),
-            "predicted_score": pl.Series(result.score, dtype=pl.Float32),
-            "disambiguated": pl.Series(result.disambiguated, dtype=pl.Boolean),
-        }
+    the :class:`SiblingDisambiguator` (its term statistics fitted on at most ``max_fit_titles`` of the
+    catalog's titles and tags, a seeded sample beyond that). Returns :data:`PREDICTION_COLUMNS` in
+    ``products``' order.
+
+    Incremental: with ``previous`` (an earlier output), an offer whose title and tag are unchanged keeps its
+    prediction when the ``basis`` (text model, taxonomy) is the same, so a nightly run walks only new and
+    changed offers (the prototypes still come from the whole catalog)."""
+    basis = prediction_basis(taxonomy, encoder)
+    content = pl.concat_str(pl.col("title").fill_null(""), pl.col("category_id").cast(pl.String), separator="\x1f")
+    keyed = products.select("offer_id", content.hash(seed=7).alias("content_hash")).with_row_index("_row")
+    reused = keyed.clear().with_columns(
+        pl.lit(None, pl.Int64).alias("predicted_category_id"),
+        pl.lit(None, pl.Float32).alias("predicted_score"),
+        pl.lit(None, pl.Boolean).alias("disambiguated"),
+        pl.lit(None, pl.String).alias("basis"),
     )
+    if previous is not None and set(PREDICTION_COLUMNS) <= set(previous.columns):
+        reused = keyed.join(
+            previous.filter(pl.col("basis") == basis).select(PREDICTION_COLUMNS),
+            on=["offer_id", "content_hash"],
+            how="inner",
+        )
+    todo = keyed.join(reused.select("offer_id"), on="offer_id", how="anti")
+    if todo.height:
+        rows = todo.get_column("_row").to_numpy()
+        tags = products.get_column("category_id").to_numpy()
+        prototypes = node_prototypes(taxonomy, encoder.encode(node_prompts(taxonomy)), vectors, tags)
+        layer = None
+        if disambiguate:
+            fit = np.arange(products.height)
+            if len(fit) > max_fit_titles:
+                fit = np.sort(np.random.default_rng(0).choice(len(fit), max_fit_titles, replace=False))
+            all_titles = products.get_column("title").fill_null("")
+            layer = SiblingDisambiguator(taxonomy, encoder, all_titles.gather(fit).to_list(), tags[fit])
+        titles = products.get_column("title").fill_null("").gather(rows).to_list()
+        result = categorize(vectors[rows], taxonomy, prototypes, titles=titles, disambiguator=layer)
+        todo = todo.with_columns(
+            pl.Series("predicted_category_id", result.category_id, dtype=pl.Int64),
+            pl.Series("predicted_score", result.score, dtype=pl.Float32),
+            pl.Series("disambiguated", result.disambiguated, dtype=pl.Boolean),
+            pl.lit(basis).alias("basis"),
+        )
+    else:
+        todo = reused.clear()
+    return (
+        pl.concat([reused.select("_row", *PREDICTION_COLUMNS), todo.select("_row", *PREDICTION_COLUMNS)])
+        .sort("_row")
+        .drop("_row")
+    )
+
+
+def related_pages(profiles: pl.DataFrame, taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """The pages' centroids and which pages are related (one within the other), in ``profiles``' order."""
+    page_ids = profiles.get_column("category_id").to_numpy()
+    centroids = np.ascontiguousarray(profiles.get_column("centroid").to_numpy(), dtype=np.float32)
+    within = taxonomy.is_within(page_ids[:, None], page_ids[None, :])
+    return centroids, within | within.T
 
 
 def out_of_category_signals(
@@ -417,6 +596,10 @@ def out_of_category_signals(
     image_vectors: np.ndarray | None = None,
     image_ok: np.ndarray | None = None,
     neighbours: int = 10,
+    title_voter: NeighbourVote | None = None,
+    visual_voter: NeighbourVote | None = None,
+    product_rows: np.ndarray | None = None,
+    page_relations: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """The inputs of :func:`out_of_category` for every (``category_id``, ``offer_id``) row of ``pairs``
     (other columns pass through, order kept).
@@ -426,13 +609,18 @@ def out_of_category_signals(
     centroids), ``title_vectors`` (the title vote's space; default ``vectors``) and ``image_vectors`` /
     ``image_ok``. ``profiles``: ``category_id, centroid`` of every page (the competing pages of the
     centroid margin). Adds ``centroid_margin, predicted_category_id, predicted_within, neighbour_vote`` and,
-    with images, ``visual_vote`` (null for products without an image).
+    with images, ``visual_vote`` (null for products without an image). ``title_voter``/``visual_voter``:
+    votes built once for the whole catalog (the visual one over the rows that have an image), reused
+    across calls; by default each call builds its own.
     """
-    row_of = products.select("offer_id").with_row_index("_row")
-    joined = pairs.join(row_of, on="offer_id", how="left", maintain_order="left")
-    if joined.get_column("_row").null_count():
-        raise ValueError("out_of_category_signals: a pair references an unknown offer_id")
-    rows = joined.get_column("_row").to_numpy().astype(np.int64)
+    if product_rows is None:
+        row_of = products.select("offer_id").with_row_index("_row")
+        joined = pairs.join(row_of, on="offer_id", how="left", maintain_order="left")
+        if joined.get_column("_row").null_count():
+            raise ValueError("out_of_category_signals: a pair references an unknown offer_id")
+        rows = joined.get_column("_row").to_numpy().astype(np.int64)
+    else:
+        joined, rows = pairs, np.asarray(product_rows, dtype=np.int64)
     page_ids = profiles.get_column("category_id").to_numpy()
     order = np.argsort(page_ids, kind="stable")
     pair_pages = joined.get_column("category_id").to_numpy()
@@ -440,13 +628,10 @@ def out_of_category_signals(
     if len(pair_pages) and (page_ids[order][slot] != pair_pages).any():
         raise ValueError("out_of_category_signals: a pair references a page without a profile")
     page_pos = order[slot]
-    centroids = np.ascontiguousarray(profiles.get_column("centroid").to_numpy(), dtype=np.float32)
-    related = taxonomy.is_within(page_ids[:, None], page_ids[None, :]) | taxonomy.is_within(
-        page_ids[None, :], page_ids[:, None]
-    )
+    centroids, related = page_relations if page_relations is not None else related_pages(profiles, taxonomy)
     tags = products.get_column("category_id").to_numpy()
     predicted = products.get_column("predicted_category_id").fill_null(-1).to_numpy()[rows]
-    vote = neighbour_vote(vectors if title_vectors is None else title_vectors, tags, taxonomy, neighbours, rows)
+    vote = title_voter or NeighbourVote(vectors if title_vectors is None else title_vectors, tags, taxonomy, neighbours)
     signals = [
         pl.Series("centroid_margin", centroid_margin(vectors, rows, page_pos, centroids, related)),
         pl.Series("predicted_category_id", predicted, dtype=pl.Int64).replace(-1, None),
@@ -462,7 +647,9 @@ def out_of_category_signals(
         visual = np.full(len(rows), np.nan, dtype=np.float32)
         if has.any():
             query = local[rows[has]]
-            image_vote = neighbour_vote(image_vectors[with_image], tags[with_image], taxonomy, neighbours, query)
+            image_vote = visual_voter or NeighbourVote(
+                image_vectors[with_image], tags[with_image], taxonomy, neighbours
+            )
             visual[has] = image_vote(query, pair_pages[has])
         signals.append(pl.Series("visual_vote", visual).fill_nan(None))
     return pairs.with_columns(signals)

@@ -119,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cross_encoder_budget_s=args.minutes * 60,
         max_pairs=args.max_pairs,
         max_epochs=args.epochs,
+        relevant_min=args.relevant_min,
+        irrelevant_max=args.irrelevant_max,
         seed=args.seed,
         device=args.device,
         log=lambda m: print(m, file=sys.stderr),
@@ -191,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--minutes", type=float, default=30.0, help="cross-encoder training budget")
     tr.add_argument("--epochs", type=float, default=3.0, help="cross-encoder epochs at most")
     tr.add_argument("--max-pairs", type=int, help="train the cross-encoder on at most this many pairs")
+    tr.add_argument(
+        "--relevant-min",
+        type=float,
+        help="grade at or above which a product is relevant, for the fusion's selection (default: top quarter)",
+    )
+    tr.add_argument(
+        "--irrelevant-max",
+        type=float,
+        help="grade at or below which a product is irrelevant, for the fusion's selection (default: bottom quarter)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto")
     tr.set_defaults(func=cmd_train)

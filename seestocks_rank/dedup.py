@@ -70,6 +70,7 @@ def duplicate_groups(
     """Group label per row: rows of one page linked when their embeddings are near-identical, their
     number signatures agree and their prices are within a ratio (transitively, as components)."""
     labels = np.empty(len(page_ids), dtype=np.int64)
+    signatures = np.unique(np.asarray(signatures, dtype=object).astype(str), return_inverse=True)[1].ravel()
     order = np.argsort(page_ids, kind="stable")
     bounds = np.flatnonzero(np.diff(page_ids[order])) + 1
     offset = 0

@@ -4,27 +4,28 @@ The content an embedding depends on (title, image path and the model version) is
 vectors and compared exactly on the next run, so a re-run on an unchanged catalog encodes nothing, a
 changed title re-encodes one row and a new model re-encodes everything.
 
-With an image model (open_clip, :mod:`seestocks_rank.vision`), ``image_embedding`` holds each readable
-product image's vector and ``image_error`` why an image could not be used (``missing_file``, ``corrupt``,
-``truncated``, ``too_large``, ...); the product keeps a null image vector and the batch goes on.
-``embedding`` is the vector retrieval uses: the fused ``normalize(w_text * text + w_image * image)`` when
-the image model shares the text encoder's space (same dimension, e.g. open_clip with the MiniLM text
-tower), falling back per product to the text vector when it has no usable image. Without an image model
-the table is exactly the text-only one (null image columns).
+Vectors live in an :class:`~seestocks_rank.embedding_store.EmbeddingStore` (memory-mapped chunks and a
+manifest). With an image model (open_clip, :mod:`seestocks_rank.vision`), the ``image`` vectors hold each
+readable product image's vector and ``image_error`` why an image could not be used (``missing_file``,
+``corrupt``, ``truncated``, ``too_large``, ...); the product keeps no image vector and the batch goes on.
+``fused`` is the vector retrieval uses: ``normalize(w_text * text + w_image * image)`` when the image model
+shares the text encoder's space (same dimension, e.g. open_clip with the MiniLM text tower), falling back
+per product to the text vector when it has no usable image. Without an image model it is the text vector.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
+from seestocks_rank.embedding_store import MANIFEST_COLUMNS, EmbeddingStore, write_chunk
 from seestocks_rank.encoders import TextEncoder
 
 CONTENT_COLUMNS = ("title", "image_path", "model_version")
-EMBEDDING_COLUMNS = ("offer_id", *CONTENT_COLUMNS, "text_embedding", "image_embedding", "embedding", "image_error")
 DEFAULT_TEXT_WEIGHT = 0.7
 DEFAULT_IMAGE_WEIGHT = 0.3
 
@@ -64,10 +65,11 @@ def fuse(
 
 @dataclass(frozen=True)
 class EmbeddingRun:
-    table: pl.DataFrame
+    store: EmbeddingStore
     encoded: int
     reused: int
     dropped: int
+    compacted: bool
 
 
 def vectors(df: pl.DataFrame, column: str = "embedding") -> np.ndarray:
@@ -86,93 +88,97 @@ def array_series(name: str, matrix: np.ndarray) -> pl.Series:
 def embed_products(
     products: pl.DataFrame,
     encoder: TextEncoder,
-    previous: pl.DataFrame | None = None,
+    root: str | Path,
+    previous: EmbeddingStore | None = None,
     image_model: ImageEncoder | None = None,
     *,
     text_weight: float = DEFAULT_TEXT_WEIGHT,
     image_weight: float = DEFAULT_IMAGE_WEIGHT,
+    compact_dead_share: float = 0.3,
+    max_chunks: int = 8,
 ) -> EmbeddingRun:
-    """Embed ``products`` (columns ``offer_id, title, image_path``), reusing rows of ``previous`` whose
-    content is unchanged. Products no longer in the catalog are dropped from the table. With
-    ``image_model``, products with an ``image_path`` also get an image vector (or an ``image_error``)."""
+    """Embed ``products`` (columns ``offer_id, title, image_path``) into the store under ``root``, reusing
+    the rows of ``previous`` whose content is unchanged; only the encoded rows are written (one new chunk).
+    Products no longer in the catalog are dropped. With ``image_model``, products with an ``image_path``
+    also get an image vector (or an ``image_error``). The returned store is not committed yet."""
+    root = Path(root)
     version = encoder.model_version
-    image_dim = encoder.dim
+    image_dim = None
     if image_model is not None:
         version = f"{version}+{image_model.model_version}+w{text_weight:g}:{image_weight:g}"
         image_dim = image_model.dim
     keyed = products.select(
-        "offer_id",
+        pl.col("offer_id").cast(pl.String),
         "title",
         pl.col("image_path").fill_null(""),
         pl.lit(version).alias("model_version"),
     )
-    text_type, image_type = pl.Array(pl.Float32, encoder.dim), pl.Array(pl.Float32, image_dim)
     reusable = keyed.clear().with_columns(
-        pl.lit(None, text_type).alias("text_embedding"),
-        pl.lit(None, image_type).alias("image_embedding"),
-        pl.lit(None, text_type).alias("embedding"),
         pl.lit(None, pl.String).alias("image_error"),
+        pl.lit(None, pl.Boolean).alias("has_image"),
+        pl.lit(None, pl.String).alias("chunk"),
+        pl.lit(None, pl.Int64).alias("row"),
     )
-    if (
-        previous is not None
-        and previous.height
-        and previous.schema.get("text_embedding") == text_type
-        and previous.schema.get("image_embedding") == image_type
-        and "image_error" in previous.columns
-    ):
-        reusable = keyed.join(previous.select(EMBEDDING_COLUMNS), on=["offer_id", *CONTENT_COLUMNS], how="inner")
+    if previous is not None and previous.height and previous.dim == encoder.dim and previous.image_dim == image_dim:
+        reusable = keyed.join(
+            previous.manifest.select(*MANIFEST_COLUMNS), on=["offer_id", *CONTENT_COLUMNS], how="inner"
+        ).select(MANIFEST_COLUMNS)
     todo = keyed.join(reusable.select("offer_id"), on="offer_id", how="anti")
-    text = encoder.encode(todo.get_column("title").to_list()).reshape(todo.height, encoder.dim)
-    image = np.zeros((todo.height, image_dim), dtype=np.float32)
-    ok = np.zeros(todo.height, dtype=bool)
-    errors: list[str | None] = [None] * todo.height
-    if image_model is not None and todo.height:
-        paths = todo.get_column("image_path").to_list()
-        has_path = np.flatnonzero([bool(p) for p in paths])
-        if has_path.size:
-            result = image_model.encode_images([paths[i] for i in has_path])
-            image[has_path] = result.vectors
-            ok[has_path] = result.ok
-            for i, reason in zip(has_path, result.reasons, strict=True):
-                errors[i] = reason
-    fused = fuse(text, image, ok, text_weight=text_weight, image_weight=image_weight)
     fresh = todo.with_columns(
-        array_series("text_embedding", text),
-        pl.when(pl.Series(ok)).then(array_series("image_embedding", image)).alias("image_embedding"),
-        array_series("embedding", fused),
-        pl.Series("image_error", errors, dtype=pl.String),
+        pl.lit(None, pl.String).alias("image_error"),
+        pl.lit(False).alias("has_image"),
+        pl.lit(None, pl.String).alias("chunk"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
     )
-    table = pl.concat([reusable.select(EMBEDDING_COLUMNS), fresh.select(EMBEDDING_COLUMNS)]).sort("offer_id")
-    dropped = 0 if previous is None else previous.join(keyed, on="offer_id", how="anti").height
-    return EmbeddingRun(table=table, encoded=todo.height, reused=reusable.height, dropped=dropped)
+    if todo.height:
+        text = encoder.encode(todo.get_column("title").to_list()).reshape(todo.height, encoder.dim)
+        arrays = {"text": text}
+        if image_model is not None:
+            image, ok, errors = _encode_images(image_model, todo.get_column("image_path").to_list(), image_dim)
+            arrays |= {"image": image, "fused": fuse(text, image, ok, text_weight=text_weight,
+                                                     image_weight=image_weight)}  # fmt: skip
+            fresh = fresh.with_columns(
+                pl.Series("image_error", errors, dtype=pl.String), pl.Series("has_image", ok, dtype=pl.Boolean)
+            )
+        fresh = fresh.with_columns(pl.lit(write_chunk(root, arrays)).alias("chunk"))
+    manifest = pl.concat([reusable, fresh.select(MANIFEST_COLUMNS)]).sort("offer_id")
+    store = EmbeddingStore(root, manifest, encoder.dim, image_dim)
+    dropped = 0 if previous is None else previous.manifest.join(keyed, on="offer_id", how="anti").height
+    stored = store.stored_rows() if manifest.height else 0
+    compact = manifest.height > 0 and (
+        stored - manifest.height > compact_dead_share * stored or manifest.get_column("chunk").n_unique() > max_chunks
+    )
+    if compact:
+        store = store.compacted()
+    return EmbeddingRun(store=store, encoded=todo.height, reused=reusable.height, dropped=dropped, compacted=compact)
 
 
-def image_vectors(rows: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+def _encode_images(
+    image_model: ImageEncoder, paths: list[str], dim: int
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    image = np.zeros((len(paths), dim), dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    errors: list[str | None] = [None] * len(paths)
+    has_path = np.flatnonzero([bool(p) for p in paths])
+    if has_path.size:
+        result = image_model.encode_images([paths[i] for i in has_path])
+        image[has_path] = result.vectors
+        ok[has_path] = result.ok
+        for i, reason in zip(has_path, result.reasons, strict=True):
+            errors[i] = reason
+    return image, ok, errors
+
+
+def image_vectors(rows: pl.DataFrame, store: EmbeddingStore) -> tuple[np.ndarray, np.ndarray] | None:
     """Row-aligned image vectors of ``rows`` (with ``offer_id``) and a mask of the rows that have one,
-    or None when the embeddings table has no image vector at all (a text-only catalog)."""
-    if "image_embedding" not in embeddings.columns or embeddings.get_column("image_embedding").null_count() == (
-        embeddings.height
-    ):
+    or None when the store has no image vector at all (a text-only catalog)."""
+    if not store.has_images:
         return None
-    joined = rows.select("offer_id").join(embeddings.select("offer_id", "image_embedding"), on="offer_id", how="left")
-    ok = joined.get_column("image_embedding").is_not_null().to_numpy()
-    dim = embeddings.schema["image_embedding"].size
-    out = np.zeros((joined.height, dim), dtype=np.float32)
-    if ok.any():
-        out[ok] = vectors(joined.filter(pl.Series(ok)), "image_embedding")
-    return out, ok
+    ids = rows.get_column("offer_id")
+    return store.vectors("image", ids), store.image_mask(ids)
 
 
-def with_vectors(
-    rows: pl.DataFrame, embeddings: pl.DataFrame, column: str = "embedding"
-) -> tuple[pl.DataFrame, np.ndarray]:
-    """``rows`` (with ``offer_id``) joined to their vectors: the joined frame and its row-aligned
-    ``[n, dim]`` matrix. Raises when an offer has no embedding (the embeddings table is stale)."""
-    joined = rows.join(embeddings.select("offer_id", column), on="offer_id", how="left")
-    missing = joined.get_column(column).is_null()
-    if missing.any():
-        example = joined.get_column("offer_id")[int(missing.arg_max())]
-        raise ValueError(
-            f"{int(missing.sum())} offer(s) have no {column}, e.g. {example!r}: re-materialize product_embeddings"
-        )
-    return joined.drop(column), vectors(joined, column)
+def with_vectors(rows: pl.DataFrame, store: EmbeddingStore, kind: str = "fused") -> tuple[pl.DataFrame, np.ndarray]:
+    """``rows`` (with ``offer_id``) and their row-aligned ``[n, dim]`` vectors (``fused``: the retrieval
+    vector; ``text``: the title's). Raises naming an offer without vectors (a stale store)."""
+    return rows, store.vectors(kind, rows.get_column("offer_id"))

@@ -102,3 +102,65 @@ class SentenceTransformerEncoder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A counter-based 64-bit hash (SplitMix64 finaliser), vectorised."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+class HashingEncoder:
+    """A weightless, deterministic bag-of-words encoder: every word maps to a fixed pseudo-random unit
+    direction (a hash of the word, the dimension and the seed) and a text to the normalised sum of its
+    words' directions. Texts sharing words get similar vectors, so it has the shape and the clustered
+    distribution of a real text embedding at a tiny fraction of the cost.
+
+    For benchmarks at catalog scale and for smoke tests; not a relevance model.
+    """
+
+    def __init__(self, dim: int = 384, seed: int = 0, chunk_texts: int = 65_536):
+        self.dim = dim
+        self.seed = seed
+        self.chunk_texts = chunk_texts
+        self.device = "cpu"
+        self.model_version = f"hashing-bow-d{dim}-s{seed}"
+
+    def _directions(self, word_hashes: np.ndarray) -> np.ndarray:
+        """``[n_words, dim]`` approximately Gaussian directions (sum of four uniforms per entry)."""
+        base = (word_hashes.astype(np.uint64)[:, None] * np.uint64(self.dim)) + np.arange(self.dim, dtype=np.uint64)
+        total = np.zeros(base.shape, dtype=np.float32)
+        for k in range(4):
+            bits = _splitmix64(base ^ np.uint64((self.seed + 1) * 0x632BE59BD9B4E019 + k))
+            total += (bits >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)
+        return total - 2.0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import polars as pl
+        from scipy import sparse
+
+        from seestocks_rank.lexical import tokens
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.chunk_texts):  # bounded memory per chunk of texts
+            chunk = pl.DataFrame({"text": pl.Series(texts[start : start + self.chunk_texts], dtype=pl.String)})
+            words = (
+                chunk.with_row_index("row")
+                .select("row", tokens(pl.col("text").fill_null("")).alias("word"))
+                .explode("word")
+                .drop_nulls("word")
+                .with_columns(pl.col("word").hash(seed=17).alias("hash"))
+            )
+            if words.height == 0:
+                continue
+            unique, inverse = np.unique(words.get_column("hash").to_numpy(), return_inverse=True)
+            counts = sparse.csr_matrix(
+                (np.ones(words.height, dtype=np.float32), (words.get_column("row").to_numpy(), inverse)),
+                shape=(chunk.height, len(unique)),
+            )
+            block = np.asarray(counts @ self._directions(unique), dtype=np.float32)
+            out[start : start + chunk.height] = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        return out

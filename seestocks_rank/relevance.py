@@ -106,6 +106,28 @@ def ranking_metrics(
     return {"all": summary(per_query), "deep": summary(per_query.filter(pl.col("n") > k))}
 
 
+def grade_thresholds(
+    grades: pl.Series, relevant_min: float | None = None, irrelevant_max: float | None = None
+) -> tuple[float, float]:
+    """``(relevant_min, irrelevant_max)``, each defaulting to the grade range's top and bottom quarter:
+    relevant = grade >= hi - (hi - lo) / 4, irrelevant = grade <= lo + (hi - lo) / 4 ((2.5, 1.5) on a
+    1-3 scale, (2.25, 0.75) on 0-3)."""
+    lo, hi = float(grades.min()), float(grades.max())
+    return (
+        relevant_min if relevant_min is not None else hi - (hi - lo) / 4,
+        irrelevant_max if irrelevant_max is not None else lo + (hi - lo) / 4,
+    )
+
+
+SELECTION_SCORE = "ndcg@10(all) + ndcg@10(deep) - bad_pages@10(deep)"
+
+
+def selection_score(metrics: dict[str, dict[str, float]], k: int = 10) -> float:
+    """The fusion's training and selection target: ``ndcg@k`` on all and on deep queries, minus the
+    share of deep pages showing a bad product (``ranking_metrics``' output)."""
+    return metrics["all"][f"ndcg@{k}"] + metrics["deep"][f"ndcg@{k}"] - metrics["deep"][f"bad_pages@{k}"]
+
+
 # --- features for the rankers ------------------------------------------------------------------
 
 
@@ -158,10 +180,10 @@ def fusion_features(feats: pl.DataFrame, with_cross_encoder: bool) -> list[str]:
 
 @dataclass
 class LinearBlend:
-    """A weighted sum of within-query z-scored signals, weights fitted by coordinate ascent on NDCG@10.
+    """A weighted sum of within-query z-scored signals, weights fitted by coordinate ascent.
 
     With only a couple of thousand training queries a tree ensemble over-fits where a few weights on
-    well-scaled signals do not; training keeps whichever of the two validates better.
+    well-scaled signals do not; ``train_fusion_ranker`` keeps whichever candidate validates better.
     """
 
     features: list[str]
@@ -169,10 +191,11 @@ class LinearBlend:
     version: str
     metrics: dict[str, float]
 
+    OBJECTIVES = ("ndcg", "selection")
+
     def predict(self, df: pl.DataFrame) -> pl.DataFrame:
-        x = df.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in self.features]).to_numpy()
         return df.with_columns(
-            pl.Series("score", x @ np.asarray(self.weights), dtype=pl.Float64),
+            pl.Series("score", _matrix(df, self.features) @ np.asarray(self.weights), dtype=pl.Float64),
             pl.lit(self.version).alias("model_version"),
         )
 
@@ -189,24 +212,44 @@ class LinearBlend:
         return folder
 
     @classmethod
+    def of(cls, features: list[str], weights: list[float], metrics: dict[str, float] | None = None) -> LinearBlend:
+        """A blend with given weights (e.g. one signal alone: ``LinearBlend.of(["cross_encoder_z"], [1.0])``)."""
+        weights = [float(w) for w in weights]
+        version = hashlib.sha1(json.dumps([list(features), weights]).encode()).hexdigest()[:12]
+        return cls(list(features), weights, version, dict(metrics or {}))
+
+    @classmethod
     def fit(
         cls,
         feats: pl.DataFrame,
         features: list[str],
         *,
+        objective: str = "ndcg",
+        relevant_min: float | None = None,
+        irrelevant_max: float | None = None,
         grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
         rounds: int = 3,
     ) -> LinearBlend:
-        lo = float(feats.get_column("grade").min())
+        """Coordinate ascent from weight 1 on the first feature: each round tries every grid value for
+        every weight in turn and keeps strict improvements only (so ties keep the earlier, simpler
+        weights). ``objective``: ``"ndcg"`` (the default: NDCG@10 over all queries) or ``"selection"``
+        (``selection_score``: NDCG@10 on all and deep queries minus bad_pages@10 on deep ones, with
+        the grade thresholds of ``grade_thresholds``)."""
+        if objective not in cls.OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; expected one of {cls.OBJECTIVES}")
+        relevant_min, irrelevant_max = grade_thresholds(feats.get_column("grade"), relevant_min, irrelevant_max)
+        x = _matrix(feats, features)
 
-        def ndcg(weights: np.ndarray) -> float:
-            x = feats.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in features]).to_numpy()
-            m = ranking_metrics(ranked(feats, x @ weights), relevant_min=np.inf, irrelevant_max=-np.inf, grade_floor=lo)
-            return m["all"]["ndcg@10"]
+        def metrics(weights: np.ndarray) -> dict[str, dict[str, float]]:
+            return _ranking_metrics(feats, x @ weights, relevant_min, irrelevant_max)
+
+        def target(weights: np.ndarray) -> float:
+            m = metrics(weights)
+            return m["all"]["ndcg@10"] if objective == "ndcg" else selection_score(m)
 
         weights = np.zeros(len(features))
         weights[0] = 1.0
-        best = ndcg(weights)
+        best = target(weights)
         for _ in range(rounds):
             improved = False
             for i in range(len(features)):
@@ -215,13 +258,30 @@ class LinearBlend:
                     trial[i] = value
                     if not trial.any():
                         continue
-                    score = ndcg(trial)
+                    score = target(trial)
                     if score > best + 1e-6:
                         best, weights, improved = score, trial, True
             if not improved:
                 break
-        version = hashlib.sha1(json.dumps([features, weights.tolist()]).encode()).hexdigest()[:12]
-        return cls(list(features), weights.tolist(), version, {"train_ndcg@10": best})
+        final = metrics(weights)
+        return cls.of(
+            features,
+            weights.tolist(),
+            {"train_ndcg@10": final["all"]["ndcg@10"], "train_selection_score": round(selection_score(final), 4)},
+        )
+
+
+def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:
+    return df.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in features]).to_numpy()
+
+
+def _ranking_metrics(
+    feats: pl.DataFrame, scores: np.ndarray, relevant_min: float, irrelevant_max: float
+) -> dict[str, dict[str, float]]:
+    floor = float(feats.get_column("grade").min())
+    return ranking_metrics(
+        ranked(feats, scores), relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=floor
+    )
 
 
 def load_ranker(folder: Path) -> FusionModel | LinearBlend:
@@ -232,28 +292,82 @@ def load_ranker(folder: Path) -> FusionModel | LinearBlend:
     return FusionModel.load(folder)
 
 
-def train_fusion_ranker(feats: pl.DataFrame, features: list[str], *, seed: int = 0) -> tuple[object, dict[str, float]]:
-    """Fit LightGBM lambdarank and a linear blend on a seeded 75% of the queries, keep the one with
-    the better NDCG@10 on the other 25%, then refit it on all queries."""
-    from seestocks_rank.fusion import split_groups
+def query_folds(query_ids: pl.Series, folds: int, seed: int) -> np.ndarray:
+    """Fold number (0 .. folds-1) of each row: the sorted distinct queries, seeded-shuffled, dealt in turn."""
+    distinct = np.array(sorted(query_ids.unique().cast(pl.Utf8).to_list()))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    fold_of = dict(zip(distinct[order].tolist(), (np.arange(len(distinct)) % folds).tolist(), strict=True))
+    return query_ids.cast(pl.Utf8).replace_strict(fold_of, return_dtype=pl.Int64).to_numpy()
 
-    lo = float(feats.get_column("grade").min())
-    valid = split_groups(feats.get_column("query_id"), 0.25, seed + 1)
-    fit, hold = feats.filter(pl.Series(~valid)), feats.filter(pl.Series(valid))
 
-    def holdout_ndcg(model: object) -> float:
-        scores = model.predict(hold).get_column("score").to_numpy()
-        return ranking_metrics(ranked(hold, scores), relevant_min=np.inf, irrelevant_max=-np.inf, grade_floor=lo)[
-            "all"
-        ]["ndcg@10"]
+def train_fusion_ranker(
+    feats: pl.DataFrame,
+    features: list[str],
+    *,
+    relevant_min: float | None = None,
+    irrelevant_max: float | None = None,
+    folds: int = 4,
+    seed: int = 0,
+) -> tuple[FusionModel | LinearBlend, dict[str, object]]:
+    """Choose the fusion ranker by cross-validation over the queries, then refit it on all of them.
 
-    candidates = {
-        "lightgbm": lambda df: train_fusion(df, group_column="query_id", features=features, seed=seed),
-        "linear_blend": lambda df: LinearBlend.fit(df, [f for f in features if f.endswith("_z")] or features),
+    Candidates, simplest first: ``cross_encoder_only`` (weight 1 on ``cross_encoder_z``, when it is a
+    feature, so the fusion cannot validate worse than the cross-encoder alone), ``linear_blend``
+    (``LinearBlend.fit`` on NDCG@10), ``linear_blend_selection`` (``LinearBlend.fit`` on the selection
+    score) and ``lightgbm`` (lambdarank). Each is fitted on ``folds - 1`` seeded folds of the queries
+    and scores the remaining one, in turn, so every query is held out once; the candidate whose
+    held-out scores have the best ``selection_score`` (SELECTION_SCORE, at ``ranking_metrics``' 4
+    decimals) wins, ties going to the simpler candidate. Grade thresholds default as in
+    ``grade_thresholds``. Returns the refitted model and the selection record."""
+    relevant_min, irrelevant_max = grade_thresholds(feats.get_column("grade"), relevant_min, irrelevant_max)
+    n_queries = feats.get_column("query_id").n_unique()
+    if n_queries < 2:
+        raise ValueError("the fusion ranker needs judgments on at least 2 queries")
+    folds = max(2, min(folds, n_queries))
+    blend_features = [f for f in features if f.endswith("_z")] or features
+    candidates: dict[str, Callable[[pl.DataFrame], FusionModel | LinearBlend]] = {}
+    if "cross_encoder_z" in features:
+        candidates["cross_encoder_only"] = lambda df: LinearBlend.of(["cross_encoder_z"], [1.0])
+    candidates["linear_blend"] = lambda df: LinearBlend.fit(
+        df, blend_features, relevant_min=relevant_min, irrelevant_max=irrelevant_max
+    )
+    candidates["linear_blend_selection"] = lambda df: LinearBlend.fit(
+        df, blend_features, objective="selection", relevant_min=relevant_min, irrelevant_max=irrelevant_max
+    )
+    candidates["lightgbm"] = lambda df: train_fusion(df, group_column="query_id", features=features, seed=seed)
+
+    fold = query_folds(feats.get_column("query_id"), folds, seed + 1)
+    held_out = {name: np.zeros(feats.height) for name in candidates}
+    for f in range(folds):
+        mask = fold == f
+        fit, hold = feats.filter(pl.Series(~mask)), feats.filter(pl.Series(mask))
+        for name, make in candidates.items():
+            held_out[name][mask] = make(fit).predict(hold).get_column("score").to_numpy()
+    metrics = {name: _ranking_metrics(feats, s, relevant_min, irrelevant_max) for name, s in held_out.items()}
+    scores = {name: round(selection_score(m), 4) for name, m in metrics.items()}
+    order = list(candidates)
+    chosen = max(order, key=lambda name: (scores[name], -order.index(name)))
+    deep = next(iter(metrics.values()))["deep"]
+    selection = {
+        "chosen": chosen,
+        "selection_score": SELECTION_SCORE,
+        "relevant_min": relevant_min,
+        "irrelevant_max": irrelevant_max,
+        "folds": folds,
+        "held_out_queries": n_queries,
+        "held_out_deep_queries": deep["queries"],
+        "held_out_deep_queries_with_bad_and_relevant": deep["queries_with_bad_and_relevant"],
+        "held_out": {
+            name: {
+                "ndcg@10": m["all"]["ndcg@10"],
+                "ndcg@10.deep": m["deep"]["ndcg@10"],
+                "bad_pages@10.deep": m["deep"]["bad_pages@10"],
+                "score": scores[name],
+            }
+            for name, m in metrics.items()
+        },
     }
-    scores = {name: holdout_ndcg(make(fit)) for name, make in candidates.items()}
-    chosen = max(scores, key=lambda k: (scores[k], k == "linear_blend"))
-    return candidates[chosen](feats), {"chosen": chosen, **{f"holdout_ndcg@10.{k}": v for k, v in scores.items()}}
+    return candidates[chosen](feats), selection
 
 
 # --- the rankers, side by side ------------------------------------------------------------------
@@ -304,9 +418,8 @@ def evaluate(
     the bi-encoder cosine, the cross-encoder alone, and the fusion models (with and without the
     cross-encoder feature) when ``models`` has them; plus the oracle (grades) as the ceiling.
     """
-    lo, hi = float(judgments.get_column("grade").min()), float(judgments.get_column("grade").max())
-    relevant_min = relevant_min if relevant_min is not None else hi - (hi - lo) / 4
-    irrelevant_max = irrelevant_max if irrelevant_max is not None else lo + (hi - lo) / 4
+    lo = float(judgments.get_column("grade").min())
+    relevant_min, irrelevant_max = grade_thresholds(judgments.get_column("grade"), relevant_min, irrelevant_max)
     ce = models.cross_encoder if models else None
     feats = relevance_features(judgments, text_encoder, ce)
     rng = np.random.default_rng(seed)
@@ -352,22 +465,24 @@ def train_relevance_models(
     cross_encoder_share: float = 0.8,
     max_epochs: float = 3.0,
     max_pairs: int | None = None,
+    relevant_min: float | None = None,
+    irrelevant_max: float | None = None,
     seed: int = 0,
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Fine-tune the cross-encoder on a seeded share of the queries, then train both fusion models
     on the remaining queries, whose cross-encoder scores are out-of-sample (as they are at serving
-    time). Writes ``out/cross_encoder``, ``out/fusion_with_cross_encoder``,
-    ``out/fusion_without_cross_encoder`` and ``out/training.json``."""
+    time), with ``train_fusion_models``. Writes ``out/cross_encoder``, ``out/fusion_with_cross_encoder``,
+    ``out/fusion_without_cross_encoder`` and ``out/training.json``. ``relevant_min`` /
+    ``irrelevant_max``: the grade thresholds of the fusion's selection score (default: the grade
+    range's top and bottom quarter, see ``grade_thresholds``)."""
     from seestocks_rank.cross_encoder import CrossEncoder
-    from seestocks_rank.fusion import split_groups
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lo, hi = float(judgments.get_column("grade").min()), float(judgments.get_column("grade").max())
-    fusion_part = split_groups(judgments.get_column("query_id"), 1.0 - cross_encoder_share, seed)
-    ce_rows = judgments.filter(pl.Series(~fusion_part))
+    ce_rows = judgments.filter(pl.Series(~_fusion_queries(judgments, cross_encoder_share, seed)))
     if max_pairs is not None:
         ce_rows = ce_rows.sample(min(max_pairs, ce_rows.height), seed=seed)
     context = "category_path" if "category_path" in judgments.columns else "query"
@@ -384,14 +499,73 @@ def train_relevance_models(
     )
     log(f"cross-encoder: {report.pairs_seen} pairs in {report.seconds:.0f} s ({report.pairs_per_second:.1f}/s)")
     ce.save(out / CROSS_ENCODER_DIR, extra={"train_pairs": ce_rows.height, "epochs": round(report.epochs, 3)})
-    held_out = judgments.filter(pl.Series(fusion_part))
-    feats = relevance_features(held_out, text_encoder, ce)
-    fusion_ce, selection_ce = train_fusion_ranker(feats, fusion_features(feats, True), seed=seed)
-    fusion_plain, selection_plain = train_fusion_ranker(feats, fusion_features(feats, False), seed=seed)
+    return train_fusion_models(
+        judgments,
+        text_encoder,
+        out,
+        cross_encoder=ce,
+        cross_encoder_training={"version": ce.version, "train_pairs": ce_rows.height, **report.__dict__},
+        cross_encoder_share=cross_encoder_share,
+        relevant_min=relevant_min,
+        irrelevant_max=irrelevant_max,
+        seed=seed,
+        log=log,
+    )
+
+
+def _fusion_queries(judgments: pl.DataFrame, cross_encoder_share: float, seed: int) -> np.ndarray:
+    """Rows of the queries the fusion models train on; the cross-encoder trains on the others."""
+    from seestocks_rank.fusion import split_groups
+
+    return split_groups(judgments.get_column("query_id"), 1.0 - cross_encoder_share, seed)
+
+
+def train_fusion_models(
+    judgments: pl.DataFrame,
+    text_encoder: TextEncoder,
+    out: str | Path,
+    *,
+    cross_encoder: object | None = None,
+    cross_encoder_training: dict[str, object] | None = None,
+    cross_encoder_share: float = 0.8,
+    relevant_min: float | None = None,
+    irrelevant_max: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Train both fusion models (``train_fusion_ranker``, with and without the cross-encoder feature)
+    on the queries that ``train_relevance_models`` keeps from the cross-encoder (the same seeded
+    split for the same ``cross_encoder_share`` and ``seed``), and write them and ``out/training.json``.
+
+    Without ``cross_encoder`` the one saved in ``out/cross_encoder`` is used, and its training record
+    is kept from the existing ``out/training.json`` (when that names the same cross-encoder version):
+    this retrains the fusion without retraining the cross-encoder."""
+    out = Path(out)
+    cross_encoder_reused = cross_encoder is None
+    if cross_encoder is None:
+        from seestocks_rank.cross_encoder import CrossEncoder
+
+        if not (out / CROSS_ENCODER_DIR).exists():
+            raise FileNotFoundError(f"no cross-encoder in {out / CROSS_ENCODER_DIR}: train it first")
+        cross_encoder = CrossEncoder.load(out / CROSS_ENCODER_DIR, device=device)
+    if cross_encoder_training is None:
+        previous = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
+        record = previous.get("cross_encoder", {})
+        cross_encoder_training = record if record.get("version") == cross_encoder.version else {}
+        cross_encoder_training = {**cross_encoder_training, "version": cross_encoder.version}
+    held_out = judgments.filter(pl.Series(_fusion_queries(judgments, cross_encoder_share, seed)))
+    log(f"fusion: scoring {held_out.height} held-out pairs for the fusion features")
+    feats = relevance_features(held_out, text_encoder, cross_encoder)
+    thresholds = {"relevant_min": relevant_min, "irrelevant_max": irrelevant_max}
+    fusion_ce, selection_ce = train_fusion_ranker(feats, fusion_features(feats, True), **thresholds, seed=seed)
+    fusion_plain, selection_plain = train_fusion_ranker(feats, fusion_features(feats, False), **thresholds, seed=seed)
+    log(f"fusion: chose {selection_ce['chosen']} (with cross-encoder), {selection_plain['chosen']} (without)")
     fusion_ce.save(out / FUSION_WITH_CE)
     fusion_plain.save(out / FUSION_WITHOUT_CE)
     summary = {
-        "cross_encoder": {"version": ce.version, "train_pairs": ce_rows.height, **report.__dict__},
+        "cross_encoder": cross_encoder_training,
+        "cross_encoder_reused": cross_encoder_reused,
         "fusion_with_cross_encoder": {"version": fusion_ce.version, **selection_ce, **fusion_ce.metrics},
         "fusion_without_cross_encoder": {"version": fusion_plain.version, **selection_plain, **fusion_plain.metrics},
         "fusion_queries": held_out.get_column("query_id").n_unique(),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from seestocks_rank.embeddings import array_series, normalize_rows
+from seestocks_rank.embedding_store import EmbeddingStore
+from seestocks_rank.embeddings import array_series, image_vectors, normalize_rows
 from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.timing import timed
 
 
 def ancestor_pairs(taxonomy: Taxonomy) -> pl.DataFrame:
@@ -171,10 +173,20 @@ def _median_mad(values: np.ndarray) -> tuple[float, float]:
     return med, float(np.median(np.abs(values - med)))
 
 
-def build_index(vectors: np.ndarray, *, kind: str = "flat", use_gpu: bool = True):  # noqa: ANN201 - faiss type
+def build_index(  # noqa: ANN201 - faiss type
+    vectors: np.ndarray,
+    *,
+    kind: str = "flat",
+    use_gpu: bool = True,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int = 256,
+):
     """Inner-product FAISS index over unit vectors; moved to the GPUs when faiss has any.
 
-    ``kind``: ``flat`` (exact), ``hnsw`` (graph, fast on CPU), or ``ivf`` (inverted lists).
+    ``kind``: ``flat`` (exact), ``hnsw`` (graph), or ``ivf`` (inverted lists: ``nlist`` k-means lists,
+    default ``4 * sqrt(n)``, trained on a sample of 32 points per list with 10 iterations, because k-means on
+    the whole catalog costs minutes and buys no recall; ``nprobe`` lists searched, default ``nlist / 8``).
     """
     import faiss
 
@@ -185,12 +197,16 @@ def build_index(vectors: np.ndarray, *, kind: str = "flat", use_gpu: bool = True
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 256
+        index.hnsw.efSearch = ef_search
     elif kind == "ivf":
-        nlist = max(1, min(4096, int(4 * np.sqrt(n))))
+        nlist = max(1, min(n, nlist or int(4 * np.sqrt(n))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
-        index.nprobe = max(1, nlist // 8)
+        index.cp.niter = 10
+        index.cp.max_points_per_centroid = 32
+        index.cp.min_points_per_centroid = 1
+        sample = np.random.default_rng(0).choice(n, size=min(n, 32 * nlist), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.nprobe = max(1, nprobe or nlist // 8)
     else:
         raise ValueError(f"unknown index kind {kind!r}: use flat, hnsw or ivf")
     if use_gpu and kind != "hnsw" and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
@@ -223,3 +239,53 @@ def search_candidates(
             "retrieval_score": pl.Series(scores[valid], dtype=pl.Float32),
         }
     )
+
+
+def page_profiles(
+    pages: pl.DataFrame,
+    taxonomy: Taxonomy,
+    catalog: pl.DataFrame,
+    store: EmbeddingStore,
+    prompt_vectors: np.ndarray,
+    *,
+    trim: float = 0.25,
+    prompt_weight: float = 0.35,
+    visual_prompt_vectors: np.ndarray | None = None,
+    visual_prompt_weight: float = 0.35,
+) -> pl.DataFrame:
+    """The ``taxonomy_centroids`` stage: :func:`category_centroids` of every page from the catalog
+    (``offer_id, category_id, price``) and its stored vectors (with the visual prototype when the store
+    has image vectors)."""
+    products = catalog.select("offer_id", "category_id", "price")
+    images = image_vectors(products, store)
+    return category_centroids(
+        pages,
+        taxonomy,
+        products,
+        store.vectors("fused", products.get_column("offer_id")),
+        prompt_vectors,
+        trim=trim,
+        prompt_weight=prompt_weight,
+        image_vectors=images[0] if images is not None else None,
+        image_ok=images[1] if images is not None else None,
+        visual_prompt_vectors=visual_prompt_vectors if images is not None else None,
+        visual_prompt_weight=visual_prompt_weight,
+    )
+
+
+def retrieve_candidates(
+    profiles: pl.DataFrame,
+    store: EmbeddingStore,
+    k: int,
+    *,
+    index_kind: str = "flat",
+    use_gpu: bool = False,
+    timings: dict[str, float] | None = None,
+) -> pl.DataFrame:
+    """The ``candidate_sets`` stage: an index over every stored product vector, searched with all the
+    ``profiles``' centroids in one batch."""
+    timings = {} if timings is None else timings
+    with timed(timings, "index_build_s"):
+        index = build_index(store.vectors("fused"), kind=index_kind, use_gpu=use_gpu)
+    with timed(timings, "search_s"):
+        return search_candidates(index, profiles, store.manifest.get_column("offer_id"), k)

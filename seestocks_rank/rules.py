@@ -13,9 +13,10 @@ import polars as pl
 
 from seestocks_rank.dedup import duplicate_groups as _duplicate_groups
 from seestocks_rank.dedup import number_signature
+from seestocks_rank.features import CatalogSignals
 
 SHOWN = "shown"
-__all__ = ["SHOWN", "RuleConfig", "apply_rules", "duplicate_groups", "number_signature"]
+__all__ = ["SHOWN", "RuleConfig", "apply_rules", "rank_pages", "duplicate_groups", "number_signature"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,14 @@ def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
         .alias("reason"),
         pl.when(overflow).then(None).otherwise(pl.col("rank")).alias("rank"),
     ).drop("_retailer_pos", "_eligible_pos", "_pos", "_tier")
+
+
+def rank_pages(fused: pl.DataFrame, signals: CatalogSignals, config: RuleConfig | None = None) -> pl.DataFrame:
+    """The ``filtered_rankings`` stage: the fused scores with their offers' retailer, price and
+    ``last_seen`` and their vectors (looked up in the run's :class:`CatalogSignals`), through
+    :func:`apply_rules`; freshness is measured from the catalog's latest ``last_seen`` (the crawl time), so
+    re-running an old catalog gives the same pages."""
+    rows = signals.rows(fused.get_column("offer_id"))
+    offers = signals.products.select("product_id", "title", "retailer", "price", "currency", "last_seen")[rows]
+    scored = pl.concat([fused.drop(offers.columns, strict=False), offers], how="horizontal")
+    return apply_rules(scored, signals.vectors[rows], signals.reference_time, config)

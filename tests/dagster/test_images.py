@@ -6,6 +6,7 @@ import polars as pl
 from assets.definitions import build_resources, materialize_all_pages
 from resources import VisionModelResource
 from seestocks_rank.demo import generate_demo
+from seestocks_rank.embedding_store import EmbeddingStore
 from seestocks_rank.storage import TableStore
 from tests.dagster.conftest import FAST_SETTINGS
 
@@ -17,9 +18,9 @@ def test_demo_with_images_runs_end_to_end(tmp_path):
     result = materialize_all_pages(dg.DagsterInstance.ephemeral(), resources)
     assert result.success
     store = TableStore(tmp_path)
-    embeddings = store.read("product_embeddings")
-    assert embeddings["image_embedding"].null_count() == 0
-    assert (embeddings["embedding"] != embeddings["text_embedding"]).any()  # fused where images exist
+    embeddings = EmbeddingStore.open(tmp_path / "embeddings")
+    assert embeddings.image_mask().all()
+    assert (embeddings.vectors("fused") != embeddings.vectors("text")).any()  # fused where images exist
     features = store.read_partitions("cross_encoder_features")
     assert features["visual_similarity"].null_count() == 0
     assert features["visual_similarity"].is_between(-1.0001, 1.0001).all()

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from seestocks_rank.categorize import (
+    PREDICTION_COLUMNS,
     SiblingDisambiguator,
     categorize,
     centroid_margin,
@@ -187,7 +188,7 @@ def _catalog_vectors(encoder) -> np.ndarray:
 def test_predict_categories_covers_the_catalog_and_corrects_a_mistag(hashing_encoder) -> None:
     vectors = _catalog_vectors(hashing_encoder)
     out = predict_categories(CATALOG, vectors, FOOD, hashing_encoder)
-    assert out.columns == ["offer_id", "predicted_category_id", "predicted_score", "disambiguated"]
+    assert out.columns == list(PREDICTION_COLUMNS)
     assert out.get_column("offer_id").equals(CATALOG.get_column("offer_id"))
     assert out.get_column("predicted_category_id").is_in(FOOD.ids.tolist()).all()
     predicted = dict(zip(out["offer_id"], out["predicted_category_id"], strict=True))
@@ -195,6 +196,22 @@ def test_predict_categories_covers_the_catalog_and_corrects_a_mistag(hashing_enc
     assert predicted["o0"] == 2 and predicted["o7"] == 5 and predicted["o11"] == 6
     plain = predict_categories(CATALOG, vectors, FOOD, hashing_encoder, disambiguate=False)
     assert not plain.get_column("disambiguated").any()
+
+
+def test_predict_categories_walks_only_changed_offers_when_given_the_previous_output(hashing_encoder) -> None:
+    vectors = _catalog_vectors(hashing_encoder)
+    first = predict_categories(CATALOG, vectors, FOOD, hashing_encoder)
+    hashing_encoder.calls = 0
+    again = predict_categories(CATALOG, vectors, FOOD, hashing_encoder, previous=first)
+    assert again.equals(first) and hashing_encoder.calls == 0  # nothing changed: no prompt encoded, no walk
+    retagged = CATALOG.with_columns(pl.when(pl.col("offer_id") == "o3").then(5).otherwise(pl.col("category_id"))
+                                    .alias("category_id"))  # fmt: skip
+    third = predict_categories(retagged, vectors, FOOD, hashing_encoder, previous=first.reverse())
+    assert third.get_column("offer_id").equals(CATALOG.get_column("offer_id"))
+    changed = third.join(first, on=["offer_id", "content_hash"], how="anti")
+    assert changed.get_column("offer_id").to_list() == ["o3"]
+    other_model = predict_categories(CATALOG, vectors, FOOD, type(hashing_encoder)(model_version="v9"), previous=first)
+    assert other_model.get_column("basis").n_unique() == 1 and other_model["basis"][0] != first["basis"][0]
 
 
 def test_neighbour_vote_on_a_subset_of_rows_matches_the_full_search(hashing_encoder) -> None:

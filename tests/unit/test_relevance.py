@@ -5,7 +5,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.relevance import evaluate, load_eval_judgments, ranked, ranking_metrics
+from seestocks_rank.relevance import (
+    LinearBlend,
+    evaluate,
+    grade_thresholds,
+    load_eval_judgments,
+    ranked,
+    ranking_metrics,
+    selection_score,
+    train_fusion_ranker,
+)
 
 
 def _dcg(gains: list[float]) -> float:
@@ -90,3 +99,82 @@ def test_evaluate_compares_rankers_deterministically(hashing_encoder):
     assert first["rankers"]["oracle"]["all"]["ndcg@10"] == 1.0
     assert first["rankers"]["bm25"]["all"]["ndcg@10"] > first["rankers"]["price_ascending"]["all"]["ndcg@10"]
     assert first["relevant_min"] == 2.25 and first["irrelevant_max"] == 0.75
+
+
+def _tie_judgments(pairs: int = 1) -> pl.DataFrame:
+    """Deep queries where signal ``a`` shows a bad product (grade 1) at rank 10 of a mixed query ("m")
+    and signal ``b`` shows one at rank 10 of a query without relevant products ("n"), whose gains
+    are the mixed query's halved: both signals lose the same NDCG@10, but only ``a`` shows a bad page.
+
+    Products at ranks 1-9 and 12 score the same on both signals; ``a + w * b`` follows ``b`` at
+    ranks 10-11 for w > 1/1.3."""
+    rows = []
+    top, neutral = (3.0, 2.0), (1 + math.log2(2.5), 1 + math.log2(1.5))  # gains (3, 1) and (1.5, 0.5)
+    for p in range(pairs):
+        for kind, (best, middle) in (("m", top), ("n", neutral)):
+            q = f"{kind}{p}"
+            grades = [best] + [middle] * 8 + [1.0, middle, middle]  # ranks 1-9, bad, neutral, rank 12
+            for r, g in enumerate(grades, start=1):
+                pair_a = {10: 895.5, 11: 894.5} if kind == "m" else {10: 894.5, 11: 895.5}
+                pair_b = {10: 894.5, 11: 895.8} if kind == "m" else {10: 895.8, 11: 894.5}
+                a = pair_a.get(r, 1000.0 - 10 * r)
+                b = pair_b.get(r, 1000.0 - 10 * r)
+                rows.append((q, f"{q}-{r:02d}", g, a, b))
+    return pl.DataFrame(rows, schema=["query_id", "product_id", "grade", "a_z", "b_z"], orient="row")
+
+
+def test_selection_objective_avoids_bad_products_when_ndcg_ties():
+    j = _tie_judgments()
+    thresholds = {"relevant_min": 2.5, "irrelevant_max": 1.49}
+    by_ndcg = LinearBlend.fit(j, ["a_z", "b_z"], **thresholds)
+    by_selection = LinearBlend.fit(j, ["a_z", "b_z"], objective="selection", **thresholds)
+
+    def metrics(model: LinearBlend) -> dict:
+        return ranking_metrics(ranked(j, model.predict(j)["score"]), **thresholds, grade_floor=1.0)
+
+    m_ndcg, m_selection = metrics(by_ndcg), metrics(by_selection)
+    # the same NDCG@10 on all and on deep queries (both are deep) ...
+    assert m_ndcg["all"]["ndcg@10"] == m_selection["all"]["ndcg@10"] < 1.0
+    assert m_ndcg["deep"]["ndcg@10"] == m_selection["deep"]["ndcg@10"]
+    # ... so the NDCG fit keeps its first weights, while the selection fit moves off the bad page
+    assert by_ndcg.weights == [1.0, 0.0]
+    assert m_ndcg["deep"]["bad_pages@10"] == 1.0 and m_ndcg["deep"]["queries_with_bad_and_relevant"] == 1
+    assert m_selection["deep"]["bad_pages@10"] == 0.0
+    assert selection_score(m_selection) == pytest.approx(selection_score(m_ndcg) + 1.0)
+    with pytest.raises(ValueError, match="objective"):
+        LinearBlend.fit(j, ["a_z"], objective="map")
+
+
+def test_fusion_selection_prefers_the_blend_without_bad_pages_and_is_deterministic():
+    j = _tie_judgments(pairs=6).rename({"a_z": "cross_encoder_z", "b_z": "bm25_z"})
+    thresholds = {"relevant_min": 2.5, "irrelevant_max": 1.49}
+    model, selection = train_fusion_ranker(j, ["cross_encoder_z", "bm25_z"], **thresholds, seed=0)
+    held_out = selection["held_out"]
+    assert list(held_out) == ["cross_encoder_only", "linear_blend", "linear_blend_selection", "lightgbm"]
+    assert selection["held_out_queries"] == 12 and selection["held_out_deep_queries_with_bad_and_relevant"] == 6
+    # the cross-encoder alone shows the bad product on every mixed page; the chosen blend on none
+    assert held_out["cross_encoder_only"]["bad_pages@10.deep"] == 1.0
+    chosen = selection["chosen"]
+    assert chosen == "linear_blend_selection"
+    assert held_out[chosen]["bad_pages@10.deep"] == 0.0
+    assert held_out[chosen]["score"] == max(m["score"] for m in held_out.values())
+    assert held_out[chosen]["score"] >= held_out["cross_encoder_only"]["score"]
+    refit = ranking_metrics(ranked(j, model.predict(j)["score"]), **thresholds, grade_floor=1.0)
+    assert refit["deep"]["bad_pages@10"] == 0.0
+    again_model, again = train_fusion_ranker(j, ["cross_encoder_z", "bm25_z"], **thresholds, seed=0)
+    assert again == selection and again_model.version == model.version
+
+
+def test_fusion_selection_ties_go_to_the_simpler_candidate():
+    # both signals are the grades: every candidate ranks every query ideally, so all tie
+    j = _tie_judgments(pairs=4).with_columns(pl.col("grade").alias("cross_encoder_z"), pl.col("grade").alias("bm25_z"))
+    model, selection = train_fusion_ranker(j, ["bm25_z", "cross_encoder_z"], seed=0)
+    assert selection["chosen"] == "cross_encoder_only"
+    assert isinstance(model, LinearBlend) and model.features == ["cross_encoder_z"]
+    assert selection["relevant_min"] == 2.5 and selection["irrelevant_max"] == 1.5  # grade 1-3 quarters
+
+
+def test_grade_thresholds_default_to_the_range_quarters():
+    assert grade_thresholds(pl.Series([1.0, 3.0])) == (2.5, 1.5)
+    assert grade_thresholds(pl.Series([0.0, 2.0, 3.0])) == (2.25, 0.75)
+    assert grade_thresholds(pl.Series([0.0, 3.0]), 2.0, 0.0) == (2.0, 0.0)

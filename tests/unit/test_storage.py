@@ -71,25 +71,41 @@ def test_table_store_rejects_unsafe_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="unsafe table or partition name"):
         store.table_path(name)
     with pytest.raises(ValueError, match="unsafe table or partition name"):
-        store.partition_path("ok", name)
+        store.write_partitions("ok", pl.DataFrame({"category_id": [name]}), [name])
 
 
 def _candidates() -> pl.DataFrame:
     return pl.DataFrame({"category_id": [3, 1, 3, 3, 1], "offer_id": ["a", "b", "c", "d", "e"], "s": [0.1] * 5})
 
 
-def test_write_partitions_one_file_per_partition_including_empty(tmp_path: Path) -> None:
+def test_write_partitions_one_batch_file_and_an_index_including_empty(tmp_path: Path) -> None:
     store = TableStore(tmp_path)
     counts = store.write_partitions("cands", _candidates(), ["1", "3", "7"])
     assert counts == {"1": 2, "3": 3, "7": 0}
     folder = tmp_path / "tables" / "cands"
-    assert sorted(p.name for p in folder.iterdir()) == ["1.parquet", "3.parquet", "7.parquet"]
-    three = pl.read_parquet(folder / "3.parquet")
+    assert len(store.partition_files("cands")) == 1  # one file for the whole run, not one per page
+    index = store.partition_index("cands")
+    assert index.get_column("partition").to_list() == ["1", "3", "7"]
+    assert index.get_column("rows").to_list() == [2, 3, 0]
+    three = store.read_partitions("cands", ["3"])
     assert sorted(three.get_column("offer_id").to_list()) == ["a", "c", "d"]
     assert three.columns == ["category_id", "offer_id", "s"]
-    empty = pl.read_parquet(folder / "7.parquet")
-    assert empty.height == 0
-    assert empty.schema == _candidates().schema  # the empty partition keeps the table's schema
+    empty = store.read_partitions("cands", ["7"])
+    assert empty.height == 0 and empty.schema == _candidates().schema  # the empty page keeps the schema
+    assert (folder / "_partitions.parquet").exists()
+
+
+def test_rewriting_a_page_repoints_it_and_old_batches_are_collected(tmp_path: Path) -> None:
+    store = TableStore(tmp_path)
+    store.write_partitions("cands", _candidates(), ["1", "3"])
+    first = store.partition_files("cands")
+    for i in range(2):  # two single-page backfills of page 1
+        store.write_partitions("cands", pl.DataFrame({"category_id": [1], "offer_id": [f"z{i}"], "s": [0.5]}), ["1"])
+    files = store.partition_files("cands")
+    assert first[0] in files and len(files) == 2  # page 3 still lives in the first batch
+    on_disk = sorted(p.name for p in (tmp_path / "tables" / "cands").glob("batch-*.parquet"))
+    assert len(on_disk) == 3  # the current batches plus the one the previous index still names
+    assert store.read_partitions("cands", ["1"]).get_column("offer_id").to_list() == ["z1"]
 
 
 def test_write_partitions_accepts_int_partition_keys(tmp_path: Path) -> None:

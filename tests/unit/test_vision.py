@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from seestocks_rank import vision
+from seestocks_rank.embedding_store import EmbeddingStore
 from seestocks_rank.embeddings import embed_products, fuse, image_vectors
 from seestocks_rank.features import compute_features
 from seestocks_rank.retrieval import visual_prototypes
@@ -242,7 +243,7 @@ class _FakeImageModel:
         return vision.ImageEmbeddings(vecs, ok, reasons)
 
 
-def test_embed_products_with_images(hashing_encoder) -> None:
+def test_embed_products_with_images(hashing_encoder, tmp_path) -> None:
     products = pl.DataFrame(
         {
             "offer_id": ["a", "b", "c"],
@@ -251,30 +252,31 @@ def test_embed_products_with_images(hashing_encoder) -> None:
         }
     )
     images = _FakeImageModel(hashing_encoder.dim)
-    run = embed_products(products, hashing_encoder, None, images, text_weight=0.5, image_weight=0.5)
-    t = run.table
-    assert t.get_column("image_error").to_list() == [None, "corrupt", None]
-    assert t.get_column("image_embedding").is_null().to_list() == [False, True, True]
-    text = np.stack(t.get_column("text_embedding").to_list())
-    emb = np.stack(t.get_column("embedding").to_list())
+    run = embed_products(products, hashing_encoder, tmp_path, None, images, text_weight=0.5, image_weight=0.5)
+    store = run.store
+    assert store.manifest.get_column("image_error").to_list() == [None, "corrupt", None]
+    assert store.image_mask().tolist() == [True, False, False] and store.has_images
+    text, emb = store.vectors("text"), store.vectors("fused")
     img = np.zeros(hashing_encoder.dim, dtype=np.float32)
     img[0] = 1
     expected = 0.5 * text[0] + 0.5 * img
     np.testing.assert_allclose(emb[0], expected / np.linalg.norm(expected), atol=1e-6)
     np.testing.assert_allclose(emb[1:], text[1:])  # no usable image: text alone
-    assert "fake-img@1" in t.get_column("model_version")[0]
-    again = embed_products(products, hashing_encoder, t, images, text_weight=0.5, image_weight=0.5)
+    assert "fake-img@1" in store.manifest.get_column("model_version")[0]
+    store.commit()
+    reopened = EmbeddingStore.open(tmp_path)
+    again = embed_products(products, hashing_encoder, tmp_path, reopened, images, text_weight=0.5, image_weight=0.5)
     assert (again.encoded, again.reused, images.calls) == (0, 3, 1)
-    mat, ok = image_vectors(products.select("offer_id").reverse(), t)
-    assert ok.tolist() == [False, False, True] and mat[2, 0] == 1.0
+    mat, ok = image_vectors(products.select("offer_id").reverse(), reopened)
+    assert ok.tolist() == [False, False, True] and mat[2, 0] == 1.0 and (mat[:2] == 0).all()
 
 
-def test_text_only_table_is_unchanged_without_an_image_model(hashing_encoder) -> None:
+def test_text_only_store_has_no_image_vectors_without_an_image_model(hashing_encoder, tmp_path) -> None:
     products = pl.DataFrame({"offer_id": ["a"], "title": ["red shirt"], "image_path": ["/x/a.png"]})
-    t = embed_products(products, hashing_encoder).table
-    assert t.get_column("image_embedding").null_count() == 1 and t.get_column("image_error").null_count() == 1
-    np.testing.assert_array_equal(np.stack(t["embedding"].to_list()), np.stack(t["text_embedding"].to_list()))
-    assert image_vectors(products, t) is None
+    store = embed_products(products, hashing_encoder, tmp_path).store
+    assert store.image_dim is None and store.manifest.get_column("image_error").null_count() == 1
+    np.testing.assert_array_equal(store.vectors("fused"), store.vectors("text"))
+    assert image_vectors(products, store) is None
 
 
 # ---------------------------------------------------------------------------------------------- training
