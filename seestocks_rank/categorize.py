@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from seestocks_rank.embeddings import normalize_rows
+from seestocks_rank.embeddings import normalize_rows, rowwise_dot
 from seestocks_rank.encoders import TextEncoder
 from seestocks_rank.taxonomy import Taxonomy
 
@@ -82,7 +82,7 @@ def node_prototypes(
     counts = np.asarray(member.sum(axis=0)).ravel()
     centre = normalize_rows(np.asarray(member.T @ product_vectors))
     coo = member.tocoo()  # each member's similarity to its nodes' centres, only where it is a member
-    coo.data = _rowwise_dot(product_vectors, coo.row, centre, coo.col)
+    coo.data = rowwise_dot(product_vectors, coo.row, centre, coo.col)
     order = np.lexsort((coo.data, coo.col))
     rank_in_node = np.arange(len(order)) - np.searchsorted(coo.col[order], coo.col[order])
     keep = np.empty(len(order), dtype=bool)
@@ -91,14 +91,6 @@ def node_prototypes(
     mean = normalize_rows(np.asarray(kept.T @ product_vectors))
     has = (counts > 0)[:, None]
     return np.where(has, normalize_rows(mean + prompt_weight * prompts), prompts).astype(np.float32)
-
-
-def _rowwise_dot(a: np.ndarray, rows: np.ndarray, b: np.ndarray, cols: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    out = np.empty(len(rows), dtype=np.float32)
-    for start in range(0, len(rows), chunk):  # bounded memory per chunk of pairs
-        sl = slice(start, start + chunk)
-        out[sl] = np.einsum("ij,ij->i", a[rows[sl]], b[cols[sl]])
-    return out
 
 
 def children_table(taxonomy: Taxonomy) -> np.ndarray:
@@ -422,11 +414,10 @@ class ClusterKnn:
 
 class _ExactKnn:
     def __init__(self, x: np.ndarray) -> None:
-        import faiss
+        from seestocks_rank.retrieval import build_index
 
         self.x = x
-        self.index = faiss.IndexFlatIP(x.shape[1])
-        self.index.add(x)
+        self.index = build_index(x, kind="flat", use_gpu=False)
 
     def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.index.search(np.ascontiguousarray(self.x[rows]), k)

@@ -45,6 +45,17 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def rowwise_dot(
+    a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray, chunk: int = 65_536
+) -> np.ndarray:
+    """``a[a_rows[i]] . b[b_rows[i]]`` for every i, in bounded-memory chunks."""
+    out = np.empty(len(a_rows), dtype=np.float32)
+    for start in range(0, len(a_rows), chunk):  # bounded memory per chunk of pairs
+        sl = slice(start, start + chunk)
+        out[sl] = np.einsum("ij,ij->i", a[a_rows[sl]], b[b_rows[sl]])
+    return out
+
+
 def fuse(
     text: np.ndarray,
     image: np.ndarray,
@@ -176,9 +187,3 @@ def image_vectors(rows: pl.DataFrame, store: EmbeddingStore) -> tuple[np.ndarray
         return None
     ids = rows.get_column("offer_id")
     return store.vectors("image", ids), store.image_mask(ids)
-
-
-def with_vectors(rows: pl.DataFrame, store: EmbeddingStore, kind: str = "fused") -> tuple[pl.DataFrame, np.ndarray]:
-    """``rows`` (with ``offer_id``) and their row-aligned ``[n, dim]`` vectors (``fused``: the retrieval
-    vector; ``text``: the title's). Raises naming an offer without vectors (a stale store)."""
-    return rows, store.vectors(kind, rows.get_column("offer_id"))

@@ -21,7 +21,7 @@ from seestocks_rank.categorize import (
     related_pages,
 )
 from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.embeddings import image_vectors
+from seestocks_rank.embeddings import image_vectors, rowwise_dot
 from seestocks_rank.lexical import term_coverage
 from seestocks_rank.taxonomy import Taxonomy
 from seestocks_rank.timing import timed
@@ -50,14 +50,6 @@ def name_match(titles: pl.Expr, page_names: pl.Expr) -> pl.Expr:
 def robust_z(values: pl.Expr, median: pl.Expr, mad: pl.Expr, floor: float) -> pl.Expr:
     """(value - median) / (1.4826 * MAD), the MAD floored so tight pages don't explode."""
     return ((values - median) / (pl.max_horizontal(mad, pl.lit(floor)) * _MAD_TO_SIGMA)).cast(pl.Float32)
-
-
-def _rowwise_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray, chunk: int) -> np.ndarray:
-    out = np.empty(len(a_rows), dtype=np.float32)
-    for start in range(0, len(a_rows), chunk):
-        sl = slice(start, start + chunk)
-        out[sl] = np.einsum("ij,ij->i", a[a_rows[sl]], b[b_rows[sl]])
-    return out
 
 
 def compute_features(
@@ -122,8 +114,8 @@ def compute_features(
     visual = _visual_similarity(profiles, image_vectors, image_ok, prow, grow, chunk_rows)
     return (
         joined.with_columns(
-            pl.Series("centroid_cosine", _rowwise_dot(product_vectors, prow, centroids, grow, chunk_rows)),
-            pl.Series("prompt_cosine", _rowwise_dot(product_vectors, prow, prompts, grow, chunk_rows)),
+            pl.Series("centroid_cosine", rowwise_dot(product_vectors, prow, centroids, grow, chunk_rows)),
+            pl.Series("prompt_cosine", rowwise_dot(product_vectors, prow, prompts, grow, chunk_rows)),
             pl.Series("taxonomy_distance", distance, dtype=pl.Float32),
             pl.Series("predicted_distance", predicted_distance).replace(-1.0, None),
             pl.Series("assigned_within_page", within, dtype=pl.Float32),
@@ -163,7 +155,7 @@ def _visual_similarity(
     ok = np.ones(len(image_vectors), dtype=bool) if image_ok is None else np.asarray(image_ok, dtype=bool)
     valid = ok[prow] & has_proto[grow]
     if valid.any():
-        out[valid] = _rowwise_dot(image_vectors, prow[valid], protos, grow[valid], chunk_rows)
+        out[valid] = rowwise_dot(image_vectors, prow[valid], protos, grow[valid], chunk_rows)
     return out
 
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from seestocks_rank.embedding_store import CHUNKS, MANIFEST, MANIFEST_COLUMNS, PREVIOUS_MANIFEST, EmbeddingStore
-from seestocks_rank.embeddings import array_series, embed_products, vectors, with_vectors
+from seestocks_rank.embeddings import array_series, embed_products, vectors
 
 
 def _products() -> pl.DataFrame:
@@ -169,22 +169,20 @@ def test_removed_products_dropped_and_new_product_encoded(hashing_encoder, tmp_p
     np.testing.assert_array_equal(_vec(second.store, "o4"), _vec(first.store, "o4"))
 
 
-def test_with_vectors_aligns_rows_to_vectors(hashing_encoder, tmp_path) -> None:
+def test_store_vectors_align_to_the_requested_offers(hashing_encoder, tmp_path) -> None:
     store = embed_products(_products(), hashing_encoder, tmp_path).store
     rows = pl.DataFrame({"offer_id": ["o3", "o1", "o3", "o4"], "category_id": [7, 8, 9, 7]})
-    joined, matrix = with_vectors(rows, store)
-    assert joined.get_column("offer_id").to_list() == ["o3", "o1", "o3", "o4"]
-    assert joined.get_column("category_id").to_list() == [7, 8, 9, 7]
+    matrix = store.vectors("fused", rows.get_column("offer_id"))
     assert matrix.shape == (4, 32) and matrix.dtype == np.float32
     for i, oid in enumerate(["o3", "o1", "o3", "o4"]):
         np.testing.assert_array_equal(matrix[i], _vec(store, oid))
 
 
-def test_with_vectors_names_the_missing_offer(hashing_encoder, tmp_path) -> None:
+def test_store_vectors_name_the_missing_offer(hashing_encoder, tmp_path) -> None:
     store = embed_products(_products(), hashing_encoder, tmp_path).store
     rows = pl.DataFrame({"offer_id": ["o1", "ghost-9", "ghost-3"]})
     with pytest.raises(ValueError, match=r"2 offer\(s\) have no embedding, e\.g\. 'ghost-9'"):
-        with_vectors(rows, store)
+        store.vectors("fused", rows.get_column("offer_id"))
 
 
 def test_vectors_array_series_round_trip() -> None:
