@@ -32,7 +32,8 @@ def predicted_categories(
     timings: dict[str, float] = {}
     with timed(timings, "categorize_s"):
         previous = storage.store.read_if_exists("predicted_categories")
-        predicted = predict_categories(products, title_vectors, tree, text_model.encoder(), previous=previous)
+        with storage.cached_text_encoder(text_model.encoder()) as encoder:  # node prompts: same every night
+            predicted = predict_categories(products, title_vectors, tree, encoder, previous=previous)
     walked = predicted.height if previous is None else predicted.join(previous, on="content_hash", how="anti").height
     tags = products.get_column("category_id").to_numpy()
     calls = predicted.get_column("predicted_category_id").to_numpy()
@@ -67,23 +68,28 @@ def cross_encoder_features(
     taxonomy_centroids: pl.DataFrame,
     taxonomy: pl.DataFrame,
     cross_encoder: CrossEncoderResource,
+    storage: StorageResource,
     settings: RankingSettings,
 ) -> pl.DataFrame:
     """Title-category coherence (the cross-encoder reads page path and title jointly, plus bi-encoder
     and lexical signals), taxonomic distance of the assigned and the predicted category, price fit and
     visual similarity per candidate; and the out-of-category filter (``out_of_category_reason`` names the
-    signal that disagrees: title, visual or price)."""
+    signal that disagrees: title, visual or price). Pairs the same cross-encoder scored on an earlier run
+    are not scored again (``StorageResource.cached_cross_encoder``)."""
     timings: dict[str, float] = {}
     with timed(timings, "catalog_signals_s"):
         signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
-    features = candidate_features(
-        candidate_sets,
-        signals,
-        taxonomy_centroids,
-        cross_encoder=cross_encoder.load(),
-        out_of_category_config=OutOfCategoryConfig() if settings.out_of_category_filter else None,
-        timings=timings,
-    )
+    with storage.cached_cross_encoder(cross_encoder.load()) as model:
+        features = candidate_features(
+            candidate_sets,
+            signals,
+            taxonomy_centroids,
+            cross_encoder=model,
+            out_of_category_config=OutOfCategoryConfig() if settings.out_of_category_filter else None,
+            timings=timings,
+        )
+    if model is not None:
+        timings |= {"cross_encoder_pairs_scored": model.computed, "cross_encoder_pairs_reused": model.reused}
     flagged = int(features.get_column("out_of_category").sum()) if "out_of_category" in features.columns else 0
     null_share = {c: round(features.get_column(c).null_count() / max(features.height, 1), 3) for c in FEATURE_COLUMNS}
     context.add_output_metadata(

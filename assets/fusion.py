@@ -36,9 +36,9 @@ def fusion_model(
     ``models/fusion/<version>/``. The table is the model registry row the scoring stage reads."""
     pages = taxonomy_centroids.get_column("category_id")
     signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
-    judged = candidate_features(
-        judged_pairs(judgments, catalog, pages), signals, taxonomy_centroids, cross_encoder=cross_encoder.load()
-    )
+    with storage.cached_cross_encoder(cross_encoder.load()) as model:
+        pairs = judged_pairs(judgments, catalog, pages)
+        judged = candidate_features(pairs, signals, taxonomy_centroids, cross_encoder=model)
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         model = train_fusion(judged, seed=settings.seed)

@@ -2,6 +2,7 @@
 comparing rankers on judgments."""
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -130,15 +131,20 @@ def relevance_report(
     storage: StorageResource,
 ) -> pl.DataFrame:
     """Every ranker (random, price, BM25, bi-encoder, cross-encoder, fusion) on the judged pages,
-    side by side: NDCG@10, relevant@10 and bad pages@10, on all and on deep pages."""
+    side by side: NDCG@10, relevant@10 and bad pages@10, on all and on deep pages. Texts and pairs the
+    models saw on an earlier run are answered from the model cache."""
     rows = pipeline_judgments(judgments, catalog, category_pages)
     models_dir = cross_encoder.folder.parent
     models = (
         RelevanceModels.load(models_dir, device=cross_encoder.compute.torch_device()) if models_dir.exists() else None
     )
     timings: dict[str, float] = {}
-    with timed(timings, "evaluate_s"):
-        result = evaluate(rows, text_model.encoder(), models)
+    with (
+        timed(timings, "evaluate_s"),
+        storage.cached_text_encoder(text_model.encoder()) as encoder,
+        storage.cached_cross_encoder(models.cross_encoder if models else None) as scorer,
+    ):
+        result = evaluate(rows, encoder, dataclasses.replace(models, cross_encoder=scorer) if models else None)
     table = pl.DataFrame(
         [
             {"ranker": name, "subset": subset, **values}

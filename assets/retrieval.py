@@ -6,7 +6,7 @@ import polars as pl
 from assets._metadata import preview
 from assets.embeddings import RETRIEVAL
 from assets.partitions import category_pages_partitions, single_run
-from resources import ComputeResource, RankingSettings, TextModelResource, VisionModelResource
+from resources import ComputeResource, RankingSettings, StorageResource, TextModelResource, VisionModelResource
 from seestocks_rank.embedding_store import EmbeddingStore
 from seestocks_rank.retrieval import page_profiles, page_prompt, retrieve_candidates
 from seestocks_rank.taxonomy import Taxonomy
@@ -20,6 +20,7 @@ def taxonomy_centroids(
     catalog: pl.DataFrame,
     product_embeddings: EmbeddingStore,
     text_model: TextModelResource,
+    storage: StorageResource,
     settings: RankingSettings,
     vlm_checkpoint: pl.DataFrame,
     vision: VisionModelResource,
@@ -29,12 +30,14 @@ def taxonomy_centroids(
     visual prototype (robust mean of its products' image vectors and the prompt's image-model text vector)."""
     page_texts = [page_prompt(p) for p in category_pages.get_column("path").to_list()]
     image_model = vision.model_for(vlm_checkpoint) if product_embeddings.has_images else None
+    with storage.cached_text_encoder(text_model.encoder()) as encoder:
+        prompt_vectors = encoder.encode(page_texts)
     profiles = page_profiles(
         category_pages,
         Taxonomy.from_nodes(taxonomy),
         catalog,
         product_embeddings,
-        text_model.encoder().encode(page_texts),
+        prompt_vectors,
         trim=settings.centroid_trim,
         prompt_weight=settings.centroid_prompt_weight,
         visual_prompt_vectors=image_model.encode_texts(page_texts) if image_model is not None else None,

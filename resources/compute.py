@@ -14,4 +14,10 @@ class ComputeResource(dg.ConfigurableResource):
         return resolve_device(self.device)
 
     def faiss_use_gpu(self) -> bool:
+        """FAISS on the GPU when this FAISS build has one to use (faiss-gpu) and the device is CUDA; asks
+        FAISS first, so a CPU-only stage does not pay for importing torch (~2 s)."""
+        import faiss
+
+        if self.device == "cpu" or faiss.get_num_gpus() == 0:
+            return False
         return self.torch_device().startswith("cuda")

@@ -143,8 +143,12 @@ def test_rerun_is_incremental_and_deterministic(pipeline_run):
     assert result.success
     meta = _metadata(instance, "product_embeddings")
     assert meta["encoded"] == 0 and meta["reused"] == meta["rows"]
+    features = _metadata(instance, "cross_encoder_features")  # every pair was scored by the first run
+    assert features["cross_encoder_pairs_scored"] == 0 and features["cross_encoder_pairs_reused"] > 0
+    assert (data_dir / "cache" / "cross_encoder_scores.parquet").exists()
+    assert (data_dir / "cache" / "text_vectors.parquet").exists()
     after = store.read_partitions("filtered_rankings").sort("category_id", "offer_id")
-    assert after.equals(before)
+    assert after.equals(before)  # cached scores and vectors are the models' own
 
 
 def test_one_category_can_be_backfilled_alone(pipeline_run):

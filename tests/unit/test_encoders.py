@@ -53,6 +53,20 @@ def test_unknown_device_raises(no_cuda, device: str) -> None:
         resolve_device(device)
 
 
+@pytest.mark.parametrize(
+    ("faiss_gpus", "device", "expected"), [(0, "auto", False), (1, "auto", True), (1, "cpu", False)]
+)
+def test_faiss_runs_on_the_gpu_only_with_a_gpu_build_and_cuda(
+    with_cuda, monkeypatch: pytest.MonkeyPatch, faiss_gpus: int, device: str, expected: bool
+) -> None:
+    import faiss
+
+    from resources import ComputeResource
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: faiss_gpus)
+    assert ComputeResource(device=device).faiss_use_gpu() is expected
+
+
 def test_missing_model_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         SentenceTransformerEncoder(tmp_path, device="cpu")
