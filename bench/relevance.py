@@ -4,10 +4,12 @@ Trains the cross-encoder and the fusion models on TRAIN within a time budget, th
 ranker on TEST with the harness, and writes bench/results/relevance.json and .md.
 
     .venv/bin/python bench/relevance.py [--minutes 30] [--shared ../shared/data] [--work /tmp/relevance]
-        [--reuse-models | --reuse-cross-encoder]
+        [--cross-encoder-folds 1] [--reuse-models | --reuse-cross-encoder]
 
-``--reuse-cross-encoder`` keeps the cross-encoder saved in --work/models (and its training record)
-and retrains only the fusion models, on the same TRAIN queries.
+``--cross-encoder-folds K`` (K >= 2) trains K out-of-fold cross-encoders within the same budget, so
+the fusion trains on all TRAIN queries, and evaluates their ensemble. ``--reuse-cross-encoder`` keeps
+the cross-encoder(s) saved in --work/models (and the training record) and retrains only the fusion
+models, on the same TRAIN queries.
 """
 
 import argparse
@@ -59,6 +61,8 @@ def selection_lines(training: dict) -> list[str]:
 
 def markdown(result: dict) -> str:
     reused = result["training"].get("cross_encoder_reused", False)
+    folds = result["training"].get("cross_encoder_folds", 1)
+    kind = f" (k-fold out-of-fold, ensemble of {folds}; pairs and time summed, epochs and pairs/s per model)"
     lines = [
         "# Relevance on Home Depot TEST queries",
         "",
@@ -66,7 +70,9 @@ def markdown(result: dict) -> str:
         f"date {result['machine']['date']}; commit {result['machine']['git_commit']}.",
         f"Command: `{result['machine']['command']}`",
         "",
-        f"Cross-encoder: {result['training']['cross_encoder']['pairs_seen']} pairs seen "
+        "Cross-encoder"
+        + (kind if folds >= 2 else "")
+        + f": {result['training']['cross_encoder']['pairs_seen']} pairs seen "
         f"({result['training']['cross_encoder']['epochs']:.2f} epochs) in "
         f"{result['training']['cross_encoder']['seconds'] / 60:.1f} min, "
         f"{result['training']['cross_encoder']['pairs_per_second']:.1f} pairs/s training; "
@@ -96,6 +102,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0, help="cross-encoder training budget")
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--cross-encoder-folds", type=int, default=1, help="K >= 2: K out-of-fold cross-encoders, ensembled"
+    )
     parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--work", default="/tmp/seestocks-relevance")
     reuse = parser.add_mutually_exclusive_group()
@@ -124,6 +133,7 @@ def main() -> int:
             models_dir,
             cross_encoder_budget_s=args.minutes * 60,
             max_epochs=args.epochs,
+            cross_encoder_folds=args.cross_encoder_folds,
             **thresholds,
             log=log,
         )

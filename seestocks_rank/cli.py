@@ -117,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         SentenceTransformerEncoder(device=args.device),
         out,
         cross_encoder_budget_s=args.minutes * 60,
+        cross_encoder_folds=args.cross_encoder_folds,
         max_pairs=args.max_pairs,
         max_epochs=args.epochs,
         relevant_min=args.relevant_min,
@@ -193,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--minutes", type=float, default=30.0, help="cross-encoder training budget")
     tr.add_argument("--epochs", type=float, default=3.0, help="cross-encoder epochs at most")
     tr.add_argument("--max-pairs", type=int, help="train the cross-encoder on at most this many pairs")
+    tr.add_argument(
+        "--cross-encoder-folds",
+        type=int,
+        default=1,
+        help="K >= 2: train K out-of-fold cross-encoders (--minutes shared among them) so the fusion trains on all "
+        "queries, and serve their ensemble; 1 (default): one cross-encoder on 80%% of the queries",
+    )
     tr.add_argument(
         "--relevant-min",
         type=float,

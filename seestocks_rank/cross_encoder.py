@@ -8,6 +8,9 @@ real tokens. Saved as a versioned folder (weights + tokenizer + manifest) that t
 Inference on CPU can run with int8 dynamic quantization of the encoder's Linear layers
 (``CrossEncoder.load(folder, device="cpu", quantize=True)`` or ``model.quantized()``); on CUDA the
 model runs fp16 autocast as before. bench/cross_encoder_cost.py measures the speed and NDCG of both.
+
+``CrossEncoderEnsemble`` scores with the mean of several models (the out-of-fold cross-encoders of
+``seestocks-rank train --cross-encoder-folds k``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,3 +323,29 @@ class CrossEncoder:
         model._to_device()
         model.encoder.eval()
         return model.quantized() if quantize and device == "cpu" else model
+
+
+class CrossEncoderEnsemble:
+    """Several cross-encoders scoring as one: the mean of their scores (the k out-of-fold models of
+    ``seestocks-rank train --cross-encoder-folds k``). ``version`` hashes the members' versions in order."""
+
+    def __init__(self, members: Sequence[CrossEncoder]) -> None:
+        if not members:
+            raise ValueError("a cross-encoder ensemble needs at least one member")
+        self.members = list(members)
+        self.version = hashlib.sha1(json.dumps([m.version for m in self.members]).encode()).hexdigest()[:12]
+
+    @property
+    def device(self) -> str:
+        return self.members[0].device
+
+    def score(self, contexts: list[str], titles: list[str], **kwargs: object) -> np.ndarray:
+        """The members' mean relevance logit for aligned lists, in input order (``kwargs`` go to each member)."""
+        return np.mean([m.score(contexts, titles, **kwargs) for m in self.members], axis=0).astype(np.float32)
+
+    @classmethod
+    def load(
+        cls, folders: Sequence[str | Path], *, device: str = "auto", quantize: bool = False
+    ) -> CrossEncoderEnsemble:
+        """Load each saved member folder with :meth:`CrossEncoder.load`."""
+        return cls([CrossEncoder.load(f, device=device, quantize=quantize) for f in folders])

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -22,12 +25,17 @@ from seestocks_rank.fusion import FusionModel, train_fusion
 from seestocks_rank.judgments import raise_on_null
 from seestocks_rank.lexical import bm25_scores, term_coverage, tokens
 
+if TYPE_CHECKING:
+    from seestocks_rank.cross_encoder import CrossEncoder, CrossEncoderEnsemble
+
 REQUIRED = ("query_id", "query", "product_id", "title", "grade")
 OPTIONAL = ("description", "price", "retailer", "category_path", "image_path")
 BASE_FEATURES = ("bi_encoder", "bm25", "term_coverage", "title_tokens", "bi_encoder_z", "bm25_z")
 CE_FEATURES = ("cross_encoder", "cross_encoder_z")
 PRICE_FEATURES = ("price_z",)
 CROSS_ENCODER_DIR = "cross_encoder"
+CROSS_ENCODER_FOLDS_DIR = "cross_encoder_folds"  # fold_0 .. fold_{k-1} and FOLDS_FILE
+FOLDS_FILE = "folds.json"
 FUSION_WITH_CE = "fusion_with_cross_encoder"
 FUSION_WITHOUT_CE = "fusion_without_cross_encoder"
 
@@ -136,14 +144,26 @@ def _within_query_z(column: str) -> pl.Expr:
     return (centred / pl.col(column).std().over("query_id").fill_null(0).clip(1e-6)).fill_nan(0).alias(f"{column}_z")
 
 
+def _context(judgments: pl.DataFrame) -> pl.Expr:
+    """The query text rankers read: ``category_path`` when the judgments have it (else, or where null, ``query``)."""
+    context = "category_path" if "category_path" in judgments.columns else "query"
+    return pl.coalesce(pl.col(context), pl.col("query"))
+
+
 def relevance_features(
-    judgments: pl.DataFrame, text_encoder: TextEncoder, cross_encoder: object | None = None
+    judgments: pl.DataFrame,
+    text_encoder: TextEncoder,
+    cross_encoder: object | None = None,
+    *,
+    cross_encoder_scores: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Per (query, product): bi-encoder cosine, BM25, query-term coverage, title length, their
-    within-query z-scores, the cross-encoder score when a model is given, and the log-price z within
-    the query when prices exist. The query text is ``category_path`` when present, else ``query``."""
-    context = "category_path" if "category_path" in judgments.columns else "query"
-    text = judgments.with_columns(pl.coalesce(pl.col(context), pl.col("query")).alias("_context"))
+    within-query z-scores, the cross-encoder score when a model (or ``cross_encoder_scores``, one per
+    row, computed elsewhere) is given, and the log-price z within the query when prices exist. The
+    query text is ``category_path`` when present, else ``query``."""
+    if cross_encoder is not None and cross_encoder_scores is not None:
+        raise ValueError("give a cross-encoder or its scores, not both")
+    text = judgments.with_columns(_context(judgments).alias("_context"))
     queries = text.get_column("_context").unique(maintain_order=True)
     titles = text.get_column("title").unique(maintain_order=True)
     q_vec = text_encoder.encode(queries.to_list())
@@ -157,8 +177,11 @@ def relevance_features(
         tokens(pl.col("title")).list.len().cast(pl.Float32).alias("title_tokens"),
     )
     if cross_encoder is not None:
-        scores = cross_encoder.score(feats.get_column("_context").to_list(), feats.get_column("title").to_list())
-        feats = feats.with_columns(pl.Series("cross_encoder", scores, dtype=pl.Float32))
+        cross_encoder_scores = cross_encoder.score(
+            feats.get_column("_context").to_list(), feats.get_column("title").to_list()
+        )
+    if cross_encoder_scores is not None:
+        feats = feats.with_columns(pl.Series("cross_encoder", cross_encoder_scores, dtype=pl.Float32))
     if "price" in feats.columns:
         log_price = pl.col("price").log()
         median = log_price.median().over("query_id")
@@ -375,7 +398,8 @@ def train_fusion_ranker(
 
 @dataclass(frozen=True)
 class RelevanceModels:
-    """What ``train`` writes and ``evaluate --model`` reads: a cross-encoder and two fusion models."""
+    """What ``train`` writes and ``evaluate --model`` reads: a cross-encoder (or the ensemble of the
+    out-of-fold cross-encoders) and two fusion models."""
 
     folder: Path
     cross_encoder: object | None
@@ -384,16 +408,10 @@ class RelevanceModels:
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> RelevanceModels:
-        from seestocks_rank.cross_encoder import CrossEncoder
-
         folder = Path(folder)
         if not folder.exists():
             raise FileNotFoundError(f"no relevance models in {folder}: run `seestocks-rank train` first")
-        ce = (
-            CrossEncoder.load(folder / CROSS_ENCODER_DIR, device=device)
-            if (folder / CROSS_ENCODER_DIR).exists()
-            else None
-        )
+        ce = load_cross_encoder(folder, device=device)
 
         def fusion(name: str) -> FusionModel | LinearBlend | None:
             return load_ranker(folder / name) if (folder / name).exists() else None
@@ -456,6 +474,30 @@ def evaluate(
     }
 
 
+def load_cross_encoder(folder: str | Path, device: str = "auto") -> CrossEncoder | CrossEncoderEnsemble | None:
+    """The cross-encoder of a relevance models folder: the ensemble of ``folder/cross_encoder_folds``
+    when that exists, else ``folder/cross_encoder``, else ``None``."""
+    from seestocks_rank.cross_encoder import CrossEncoder, CrossEncoderEnsemble
+
+    folder = Path(folder)
+    if (folder / CROSS_ENCODER_FOLDS_DIR).exists():
+        folds, _ = _read_query_folds(folder)
+        members = [folder / CROSS_ENCODER_FOLDS_DIR / f"fold_{i}" for i in range(folds)]
+        return CrossEncoderEnsemble.load(members, device=device)
+    if (folder / CROSS_ENCODER_DIR).exists():
+        return CrossEncoder.load(folder / CROSS_ENCODER_DIR, device=device)
+    return None
+
+
+def _read_query_folds(folder: Path) -> tuple[int, dict[str, int]]:
+    """``(k, {query_id: fold})`` of the out-of-fold cross-encoders saved in ``folder``."""
+    path = folder / CROSS_ENCODER_FOLDS_DIR / FOLDS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: the out-of-fold cross-encoders were not fully trained")
+    meta = json.loads(path.read_text())
+    return int(meta["folds"]), {str(q): int(f) for q, f in meta["query_fold"].items()}
+
+
 def train_relevance_models(
     judgments: pl.DataFrame,
     text_encoder: TextEncoder,
@@ -463,6 +505,7 @@ def train_relevance_models(
     *,
     cross_encoder_budget_s: float = 1800.0,
     cross_encoder_share: float = 0.8,
+    cross_encoder_folds: int = 1,
     max_epochs: float = 3.0,
     max_pairs: int | None = None,
     relevant_min: float | None = None,
@@ -471,40 +514,46 @@ def train_relevance_models(
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Fine-tune the cross-encoder on a seeded share of the queries, then train both fusion models
-    on the remaining queries, whose cross-encoder scores are out-of-sample (as they are at serving
-    time), with ``train_fusion_models``. Writes ``out/cross_encoder``, ``out/fusion_with_cross_encoder``,
+    """Fine-tune the cross-encoder, then train both fusion models with ``train_fusion_models`` on
+    queries whose cross-encoder scores are out-of-sample (as they are at serving time).
+
+    ``cross_encoder_folds=1``: the cross-encoder trains on a seeded ``cross_encoder_share`` of the
+    queries (``out/cross_encoder``) and the fusion on the others. ``cross_encoder_folds=k >= 2``: the
+    queries are dealt into k seeded folds (``query_folds``); cross-encoder i trains on every fold but
+    i with ``cross_encoder_budget_s / k`` (``out/cross_encoder_folds/fold_i``, the folds in
+    ``folds.json``), scores the queries of fold i for the fusion, which so trains on all queries; the
+    cross-encoder served is the ensemble (mean score) of the k. ``max_epochs`` and ``max_pairs``
+    apply to each model. Also writes ``out/fusion_with_cross_encoder``,
     ``out/fusion_without_cross_encoder`` and ``out/training.json``. ``relevant_min`` /
     ``irrelevant_max``: the grade thresholds of the fusion's selection score (default: the grade
     range's top and bottom quarter, see ``grade_thresholds``)."""
-    from seestocks_rank.cross_encoder import CrossEncoder
-
+    if cross_encoder_folds < 1:
+        raise ValueError(f"cross_encoder_folds must be >= 1, got {cross_encoder_folds}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lo, hi = float(judgments.get_column("grade").min()), float(judgments.get_column("grade").max())
-    ce_rows = judgments.filter(pl.Series(~_fusion_queries(judgments, cross_encoder_share, seed)))
-    if max_pairs is not None:
-        ce_rows = ce_rows.sample(min(max_pairs, ce_rows.height), seed=seed)
-    context = "category_path" if "category_path" in judgments.columns else "query"
-    ce = CrossEncoder.from_pretrained(device=device, seed=seed)
-    labels = ((ce_rows.get_column("grade") - lo) / max(hi - lo, 1e-9)).to_numpy()
-    report = ce.train(
-        ce_rows.get_column(context).to_list(),
-        ce_rows.get_column("title").to_list(),
-        labels,
-        budget_seconds=cross_encoder_budget_s,
+    grades = judgments.get_column("grade")
+    train = partial(
+        _train_cross_encoder,
+        grades=(float(grades.min()), float(grades.max())),
         max_epochs=max_epochs,
-        seed=seed,
+        max_pairs=max_pairs,
+        device=device,
         log=log,
     )
-    log(f"cross-encoder: {report.pairs_seen} pairs in {report.seconds:.0f} s ({report.pairs_per_second:.1f}/s)")
-    ce.save(out / CROSS_ENCODER_DIR, extra={"train_pairs": ce_rows.height, "epochs": round(report.epochs, 3)})
+    if cross_encoder_folds == 1:
+        shutil.rmtree(out / CROSS_ENCODER_FOLDS_DIR, ignore_errors=True)  # else it would be served instead
+        rows = judgments.filter(pl.Series(~_fusion_queries(judgments, cross_encoder_share, seed)))
+        ce, training = train(rows, out / CROSS_ENCODER_DIR, budget_s=cross_encoder_budget_s, seed=seed)
+    else:
+        ce, training = _train_fold_cross_encoders(
+            judgments, out, train, folds=cross_encoder_folds, budget_s=cross_encoder_budget_s, seed=seed, log=log
+        )
     return train_fusion_models(
         judgments,
         text_encoder,
         out,
         cross_encoder=ce,
-        cross_encoder_training={"version": ce.version, "train_pairs": ce_rows.height, **report.__dict__},
+        cross_encoder_training=training,
         cross_encoder_share=cross_encoder_share,
         relevant_min=relevant_min,
         irrelevant_max=irrelevant_max,
@@ -513,11 +562,129 @@ def train_relevance_models(
     )
 
 
+def _train_cross_encoder(
+    rows: pl.DataFrame,
+    folder: Path,
+    *,
+    grades: tuple[float, float],
+    budget_s: float,
+    max_epochs: float,
+    max_pairs: int | None,
+    seed: int,
+    device: str,
+    log: Callable[[str], None],
+    name: str = "cross-encoder",
+    extra: dict[str, object] | None = None,
+) -> tuple[CrossEncoder, dict[str, object]]:
+    """Fine-tune a fresh cross-encoder on ``rows`` (at most ``max_pairs`` of them, seeded sample;
+    grades rescaled to 0-1 over the ``grades`` range) and save it in ``folder`` with ``extra`` in its
+    manifest. Returns the model and its training record."""
+    from seestocks_rank.cross_encoder import CrossEncoder
+
+    if max_pairs is not None:
+        rows = rows.sample(min(max_pairs, rows.height), seed=seed)
+    lo, hi = grades
+    pairs = rows.select(
+        _context(rows).alias("context"), "title", ((pl.col("grade") - lo) / max(hi - lo, 1e-9)).alias("label")
+    )
+    ce = CrossEncoder.from_pretrained(device=device, seed=seed)
+    report = ce.train(
+        pairs.get_column("context").to_list(),
+        pairs.get_column("title").to_list(),
+        pairs.get_column("label").to_numpy(),
+        budget_seconds=budget_s,
+        max_epochs=max_epochs,
+        seed=seed,
+        log=log,
+    )
+    log(f"{name}: {report.pairs_seen} pairs in {report.seconds:.0f} s ({report.pairs_per_second:.1f}/s)")
+    ce.save(folder, extra={"train_pairs": rows.height, "epochs": round(report.epochs, 3), **(extra or {})})
+    return ce, {"version": ce.version, "train_pairs": rows.height, **report.__dict__}
+
+
+def _train_fold_cross_encoders(
+    judgments: pl.DataFrame,
+    out: Path,
+    train: Callable[..., tuple[CrossEncoder, dict[str, object]]],
+    *,
+    folds: int,
+    budget_s: float,
+    seed: int,
+    log: Callable[[str], None],
+) -> tuple[CrossEncoderEnsemble, dict[str, object]]:
+    """The k out-of-fold cross-encoders of ``train_relevance_models``, each trained by ``train`` (a
+    ``_train_cross_encoder``; model i with seed + i) and saved in ``out/cross_encoder_folds``
+    (``folds.json`` last: ``{folds, seed, query_fold}``). Returns their ensemble and a training
+    record: summed pairs and seconds, mean epochs and pairs/s, the ``per_fold`` records and where the
+    fold of each query is (``fold_assignment``, relative to ``out``; also ``query_folds`` with ``fold_seed``)."""
+    from seestocks_rank.cross_encoder import CrossEncoderEnsemble
+
+    query_ids = judgments.get_column("query_id")
+    if folds > query_ids.n_unique():
+        raise ValueError(f"{folds} cross-encoder folds need at least {folds} queries, got {query_ids.n_unique()}")
+    folder = out / CROSS_ENCODER_FOLDS_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    fold = query_folds(query_ids, folds, seed)
+    log(f"cross-encoder: {folds}-fold out-of-fold training, {budget_s / folds:.0f} s each")
+    members, per_fold = [], []
+    for i in range(folds):
+        seen = pl.Series(fold != i)
+        ce, record = train(
+            judgments.filter(seen),
+            folder / f"fold_{i}",
+            budget_s=budget_s / folds,
+            seed=seed + i,
+            name=f"cross-encoder fold {i + 1}/{folds}",
+            extra={"fold": i, "folds": folds},
+        )
+        queries = {
+            "train_queries": query_ids.filter(seen).n_unique(),
+            "held_out_queries": query_ids.filter(~seen).n_unique(),
+        }
+        members.append(ce)
+        per_fold.append({"fold": i, **queries, **record})
+    query_fold = pl.DataFrame({"query_id": query_ids.cast(pl.Utf8), "fold": fold}).unique("query_id").sort("query_id")
+    meta = {"folds": folds, "seed": seed, "query_fold": dict(query_fold.iter_rows())}
+    (folder / FOLDS_FILE).write_text(json.dumps(meta, indent=1))
+    ensemble = CrossEncoderEnsemble(members)
+
+    def total(key: str) -> float:
+        return sum(r[key] for r in per_fold)  # type: ignore[misc]
+
+    training = {
+        "version": ensemble.version,
+        "folds": folds,
+        "fold_seed": seed,
+        "fold_assignment": f"{CROSS_ENCODER_FOLDS_DIR}/{FOLDS_FILE}",
+        "train_pairs": total("train_pairs"),
+        "steps": total("steps"),
+        "pairs_seen": total("pairs_seen"),
+        "seconds": total("seconds"),
+        "epochs": total("epochs") / folds,
+        "pairs_per_second": total("pairs_per_second") / folds,
+        "per_fold": per_fold,
+    }
+    return ensemble, training
+
+
 def _fusion_queries(judgments: pl.DataFrame, cross_encoder_share: float, seed: int) -> np.ndarray:
     """Rows of the queries the fusion models train on; the cross-encoder trains on the others."""
     from seestocks_rank.fusion import split_groups
 
     return split_groups(judgments.get_column("query_id"), 1.0 - cross_encoder_share, seed)
+
+
+def _out_of_fold_scores(judgments: pl.DataFrame, ensemble: CrossEncoderEnsemble, fold: np.ndarray) -> np.ndarray:
+    """Each row's score by the member that did not train on its fold (``fold[row]``); rows of fold -1
+    (queries no member trained on) get the ensemble's score."""
+    pairs = judgments.select(_context(judgments).alias("context"), "title")
+    scores = np.zeros(judgments.height, dtype=np.float32)
+    for f, model in [*enumerate(ensemble.members), (-1, ensemble)]:
+        rows = np.flatnonzero(fold == f)
+        if rows.size:
+            part = pairs[rows]
+            scores[rows] = model.score(part.get_column("context").to_list(), part.get_column("title").to_list())
+    return scores
 
 
 def train_fusion_models(
@@ -535,28 +702,48 @@ def train_fusion_models(
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Train both fusion models (``train_fusion_ranker``, with and without the cross-encoder feature)
-    on the queries that ``train_relevance_models`` keeps from the cross-encoder (the same seeded
-    split for the same ``cross_encoder_share`` and ``seed``), and write them and ``out/training.json``.
+    on queries with out-of-sample cross-encoder scores, and write them and ``out/training.json``.
 
-    Without ``cross_encoder`` the one saved in ``out/cross_encoder`` is used, and its training record
-    is kept from the existing ``out/training.json`` (when that names the same cross-encoder version):
-    this retrains the fusion without retraining the cross-encoder."""
+    With a single cross-encoder: the queries that ``train_relevance_models`` keeps from it (the same
+    seeded split for the same ``cross_encoder_share`` and ``seed``). With the out-of-fold ensemble
+    (a ``CrossEncoderEnsemble`` whose folds are in ``out/cross_encoder_folds/folds.json``): all
+    queries, each scored by the member that did not train on it (queries absent from the folds, by
+    the ensemble).
+
+    Without ``cross_encoder`` the one saved in ``out`` is used (``load_cross_encoder``), and its
+    training record is kept from the existing ``out/training.json`` (when that names the same
+    cross-encoder version): this retrains the fusion without retraining the cross-encoder."""
+    from seestocks_rank.cross_encoder import CrossEncoderEnsemble
+
     out = Path(out)
     cross_encoder_reused = cross_encoder is None
     if cross_encoder is None:
-        from seestocks_rank.cross_encoder import CrossEncoder
-
-        if not (out / CROSS_ENCODER_DIR).exists():
+        cross_encoder = load_cross_encoder(out, device=device)
+        if cross_encoder is None:
             raise FileNotFoundError(f"no cross-encoder in {out / CROSS_ENCODER_DIR}: train it first")
-        cross_encoder = CrossEncoder.load(out / CROSS_ENCODER_DIR, device=device)
     if cross_encoder_training is None:
         previous = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
         record = previous.get("cross_encoder", {})
         cross_encoder_training = record if record.get("version") == cross_encoder.version else {}
         cross_encoder_training = {**cross_encoder_training, "version": cross_encoder.version}
-    held_out = judgments.filter(pl.Series(_fusion_queries(judgments, cross_encoder_share, seed)))
-    log(f"fusion: scoring {held_out.height} held-out pairs for the fusion features")
-    feats = relevance_features(held_out, text_encoder, cross_encoder)
+    folds = 1
+    if isinstance(cross_encoder, CrossEncoderEnsemble):
+        folds, query_fold = _read_query_folds(out)
+        if folds != len(cross_encoder.members):
+            raise ValueError(f"{len(cross_encoder.members)} cross-encoders for the {folds} folds of {out}")
+        fold = (
+            judgments.get_column("query_id")
+            .cast(pl.Utf8)
+            .replace_strict(query_fold, default=-1, return_dtype=pl.Int64)
+            .to_numpy()
+        )
+        log(f"fusion: scoring {judgments.height} pairs out of fold ({folds} folds) for the fusion features")
+        scores = _out_of_fold_scores(judgments, cross_encoder, fold)
+        feats = relevance_features(judgments, text_encoder, cross_encoder_scores=scores)
+    else:
+        held_out = judgments.filter(pl.Series(_fusion_queries(judgments, cross_encoder_share, seed)))
+        log(f"fusion: scoring {held_out.height} held-out pairs for the fusion features")
+        feats = relevance_features(held_out, text_encoder, cross_encoder)
     thresholds = {"relevant_min": relevant_min, "irrelevant_max": irrelevant_max}
     fusion_ce, selection_ce = train_fusion_ranker(feats, fusion_features(feats, True), **thresholds, seed=seed)
     fusion_plain, selection_plain = train_fusion_ranker(feats, fusion_features(feats, False), **thresholds, seed=seed)
@@ -565,10 +752,11 @@ def train_fusion_models(
     fusion_plain.save(out / FUSION_WITHOUT_CE)
     summary = {
         "cross_encoder": cross_encoder_training,
+        "cross_encoder_folds": folds,
         "cross_encoder_reused": cross_encoder_reused,
         "fusion_with_cross_encoder": {"version": fusion_ce.version, **selection_ce, **fusion_ce.metrics},
         "fusion_without_cross_encoder": {"version": fusion_plain.version, **selection_plain, **fusion_plain.metrics},
-        "fusion_queries": held_out.get_column("query_id").n_unique(),
+        "fusion_queries": feats.get_column("query_id").n_unique(),
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
