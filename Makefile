@@ -40,8 +40,9 @@ bench-quality: setup
 	$(BIN)/python bench/quality.py
 
 SCALE ?= 1.0
+# ENCODERS=1: the full and incremental nights through Dagster with the real MiniLM models
 bench-scale: setup
-	$(BIN)/python bench/scale.py --scale $(SCALE)
+	$(BIN)/python bench/scale.py --scale $(SCALE) $(if $(ENCODERS),--with-encoders)
 
 clean:
 	rm -rf $(DATA_DIR)
