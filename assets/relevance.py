@@ -92,6 +92,7 @@ def cross_encoder_model(
             "train_pairs": int(manifest.get("train_pairs", 0)),
             "pairs_per_second": float(manifest.get("pairs_per_second", 0.0)),
             "epochs": float(manifest.get("epochs", 0.0)),
+            "training_precision": str(manifest.get("precision", "float32")),
         }
     )
     return pl.DataFrame({"version": [manifest.get("version")], "path": [str(folder)], "status": [status]})

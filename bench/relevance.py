@@ -27,6 +27,7 @@ from seestocks_rank.encoders import SentenceTransformerEncoder  # noqa: E402
 from seestocks_rank.relevance import (  # noqa: E402
     RelevanceModels,
     evaluate,
+    refit_cross_encoder_on_all,
     train_fusion_models,
     train_relevance_models,
 )
@@ -46,17 +47,53 @@ def selection_lines(training: dict) -> list[str]:
             f"`{name}`: chose **{s['chosen']}** by {s['selection_score']} on held-out TRAIN queries "
             f"({s['folds']}-fold cross-validation over the {s['held_out_queries']} fusion queries, "
             f"{s['held_out_deep_queries']} deep, {s['held_out_deep_queries_with_bad_and_relevant']} of them "
-            f"with bad and relevant products; relevant >= {s['relevant_min']}, bad <= {s['irrelevant_max']}).",
+            f"with bad and relevant products; relevant >= {s['relevant_min']}, bad <= {s['irrelevant_max']})"
+            + (f"; rule: {s['rule']} (best held-out: {s['best_held_out']})." if "rule" in s else "."),
             "",
-            "| candidate | ndcg@10 (all) | ndcg@10 (deep) | bad_pages@10 (deep) | selection score |",
-            "|---|---|---|---|---|",
+            "| candidate | ndcg@10 (all) | ndcg@10 (deep) | bad_pages@10 (deep) | selection score | SE vs best |",
+            "|---|---|---|---|---|---|",
         ]
         for candidate, m in s["held_out"].items():
+            se = m.get("standard_error_vs_best")
             lines.append(
                 f"| {candidate} | {m['ndcg@10']:.4f} | {m['ndcg@10.deep']:.4f} | {m['bad_pages@10.deep']:.4f} "
-                f"| {m['score']:.4f} |"
+                f"| {m['score']:.4f} | {'' if se is None else f'{se:.4f}'} |"
             )
     return ["", "## Fusion selection (TRAIN only)", *lines] if lines else []
+
+
+def paired_lines(evaluation: dict) -> list[str]:
+    """Learned ranker minus baseline on the same TEST queries, with standard errors over queries."""
+    if not evaluation.get("paired"):
+        return []
+    lines = [
+        "",
+        "## Paired differences on TEST (learned ranker minus baseline, +- one standard error over queries)",
+        "",
+        "| pair | ndcg@10 (all) | ndcg@10 (deep) | bad_pages@10 (deep) | deep pages clean only in the first / second |",
+        "|---|---|---|---|---|",
+    ]
+    for pair, d in evaluation["paired"].items():
+        cells = [
+            f"{d[m]['difference']:+.4f} +- {d[m]['standard_error']:.4f}"
+            for m in ("ndcg@10", "ndcg@10.deep", "bad_pages@10.deep")
+        ]
+        lines.append(
+            f"| {pair} | {' | '.join(cells)} | {d['deep_pages_only_a_clean']} / {d['deep_pages_only_b_clean']} |"
+        )
+    return lines
+
+
+def refit_line(training: dict) -> str:
+    """How the served cross-encoder was refit on all TRAIN queries, when it was."""
+    first = training.get("cross_encoder_selection")
+    if not first:
+        return ""
+    return (
+        f" The fusion was trained and chosen on the held-out scores of that first model ({first['version']}, "
+        f"{first['train_pairs']} pairs, {first['epochs']:.2f} epochs); the model served and measured here was "
+        "then refit on all TRAIN queries (the figures above)."
+    )
 
 
 def markdown(result: dict) -> str:
@@ -75,9 +112,11 @@ def markdown(result: dict) -> str:
         + f": {result['training']['cross_encoder']['pairs_seen']} pairs seen "
         f"({result['training']['cross_encoder']['epochs']:.2f} epochs) in "
         f"{result['training']['cross_encoder']['seconds'] / 60:.1f} min, "
-        f"{result['training']['cross_encoder']['pairs_per_second']:.1f} pairs/s training; "
+        f"{result['training']['cross_encoder']['pairs_per_second']:.1f} pairs/s training "
+        f"({result['training']['cross_encoder'].get('precision', 'float32')}); "
         f"inference {result['inference_pairs_per_second']:.0f} pairs/s."
-        + (" (Cross-encoder reused from an earlier run; fusion models retrained.)" if reused else ""),
+        + (" (Cross-encoder reused from an earlier run; fusion models retrained.)" if reused else "")
+        + refit_line(result["training"]),
         "",
         "| ranker | ndcg@10 (all) | ndcg@10 (deep) | relevant@10 (deep) | bad_pages@10 (deep) |",
         "|---|---|---|---|---|",
@@ -93,6 +132,7 @@ def markdown(result: dict) -> str:
         "",
         f"{e['queries']} TEST queries, {e['judgments']} judgments; deep = more than 10 judged products "
         f"({deep['queries']} queries). Relevant: grade >= {e['relevant_min']}; bad: grade <= {e['irrelevant_max']}.",
+        *paired_lines(e),
         *selection_lines(result["training"]),
     ]
     return "\n".join(lines) + "\n"
@@ -114,6 +154,12 @@ def main() -> int:
         action="store_true",
         help="keep the cross-encoder in --work/models and retrain only the fusion models",
     )
+    parser.add_argument(
+        "--refit-cross-encoder",
+        action="store_true",
+        help="then fine-tune the served cross-encoder again on all TRAIN queries (a second --minutes budget)",
+    )
+    parser.add_argument("--results-name", default="relevance", help="bench/results/<name>.json and .md")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -137,6 +183,8 @@ def main() -> int:
             **thresholds,
             log=log,
         )
+    if args.refit_cross_encoder:
+        refit_cross_encoder_on_all(train, models_dir, budget_s=args.minutes * 60, max_epochs=args.epochs, log=log)
     training = json.loads((models_dir / "training.json").read_text())
     models = RelevanceModels.load(models_dir)
     start = time.perf_counter()
@@ -152,8 +200,8 @@ def main() -> int:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "relevance.json").write_text(json.dumps(result, indent=2, default=float))
-    (out / "relevance.md").write_text(markdown(result))
+    (out / f"{args.results_name}.json").write_text(json.dumps(result, indent=2, default=float))
+    (out / f"{args.results_name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

@@ -124,6 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         irrelevant_max=args.irrelevant_max,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
+        refit_cross_encoder=args.refit_cross_encoder,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(json.dumps({"out": str(out), **summary}, indent=2, default=float))
@@ -213,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto")
+    from seestocks_rank.cross_encoder import TRAIN_PRECISIONS  # no torch import at module level
+
+    tr.add_argument(
+        "--precision",
+        choices=TRAIN_PRECISIONS,
+        default="auto",
+        help="cross-encoder training autocast: auto = bfloat16 where the CPU/GPU computes it natively, else float32",
+    )
+    tr.add_argument(
+        "--refit-cross-encoder",
+        action="store_true",
+        help="after the fusion is chosen, fine-tune the served cross-encoder again on all queries (a second "
+        "--minutes budget; not with --cross-encoder-folds)",
+    )
     tr.set_defaults(func=cmd_train)
     ad = sub.add_parser("adapt-homedepot", help="Home Depot train.csv.zip -> judgments files (fixed TRAIN/TEST)")
     ad.add_argument("--source", required=True)

@@ -72,21 +72,20 @@ def ranked(judgments: pl.DataFrame, scores: np.ndarray | pl.Series) -> pl.DataFr
     )
 
 
-def ranking_metrics(
+def per_query_metrics(
     ranking: pl.DataFrame, *, k: int = 10, relevant_min: float, irrelevant_max: float, grade_floor: float
-) -> dict[str, dict[str, float]]:
-    """``ndcg@k``, ``relevant@k`` and ``bad_pages@k`` on all queries and on the deep ones (> k judged).
+) -> pl.DataFrame:
+    """One row per query (sorted by ``query_id``) of a ``ranked`` frame: ``n`` judged products,
+    ``ndcg`` at k, ``relevant`` share of the top k, ``bad_in_top`` (a product with grade <=
+    irrelevant_max in the top k) and ``mixed`` (the query has both a bad and a relevant product).
 
     NDCG uses gain 2^(grade - grade_floor) - 1 and the ideal order of the query's judged products
-    (a query whose products all have the floor grade counts as 1). ``relevant@k`` is the share of
-    the shown top k with grade >= relevant_min; ``bad_pages@k`` is the share of queries showing a
-    product with grade <= irrelevant_max in the top k, over queries that have both kinds.
-    """
+    (a query whose products all have the floor grade counts as 1)."""
     gain = 2.0 ** (pl.col("grade") - grade_floor) - 1.0
     discount = 1.0 / (pl.col("rank") + 1).log(2)
     in_top = pl.col("rank") <= k
     ideal_rank = pl.col("grade").rank("ordinal", descending=True).over("query_id")
-    per_query = (
+    return (
         ranking.with_columns(ideal_rank.alias("_ideal"))
         .group_by("query_id")
         .agg(
@@ -98,7 +97,15 @@ def ranking_metrics(
             ((pl.col("grade") <= irrelevant_max).any() & (pl.col("grade") >= relevant_min).any()).alias("mixed"),
         )
         .with_columns(pl.when(pl.col("idcg") > 0).then(pl.col("dcg") / pl.col("idcg")).otherwise(1.0).alias("ndcg"))
+        .drop("dcg", "idcg")
+        .sort("query_id")
     )
+
+
+def summarize_metrics(per_query: pl.DataFrame, k: int = 10) -> dict[str, dict[str, float]]:
+    """``ndcg@k``, ``relevant@k`` and ``bad_pages@k`` (the share of queries showing a bad product in
+    the top k, over the queries that have both kinds) of ``per_query_metrics``, on all queries and
+    on the deep ones (more than k judged)."""
 
     def summary(df: pl.DataFrame) -> dict[str, float]:
         mixed = df.filter(pl.col("mixed"))
@@ -112,6 +119,17 @@ def ranking_metrics(
         }
 
     return {"all": summary(per_query), "deep": summary(per_query.filter(pl.col("n") > k))}
+
+
+def ranking_metrics(
+    ranking: pl.DataFrame, *, k: int = 10, relevant_min: float, irrelevant_max: float, grade_floor: float
+) -> dict[str, dict[str, float]]:
+    """``ndcg@k``, ``relevant@k`` and ``bad_pages@k`` on all queries and on the deep ones (> k judged)
+    of a ``ranked`` frame: ``summarize_metrics`` of ``per_query_metrics``."""
+    per_query = per_query_metrics(
+        ranking, k=k, relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=grade_floor
+    )
+    return summarize_metrics(per_query, k)
 
 
 def grade_thresholds(
@@ -134,6 +152,34 @@ def selection_score(metrics: dict[str, dict[str, float]], k: int = 10) -> float:
     """The fusion's training and selection target: ``ndcg@k`` on all and on deep queries, minus the
     share of deep pages showing a bad product (``ranking_metrics``' output)."""
     return metrics["all"][f"ndcg@{k}"] + metrics["deep"][f"ndcg@{k}"] - metrics["deep"][f"bad_pages@{k}"]
+
+
+def selection_contributions(per_query: pl.DataFrame, k: int = 10) -> np.ndarray:
+    """Each query's share of the selection score (``per_query_metrics`` rows, in their order): they
+    add up to ``selection_score`` before its rounding, so paired differences between two rankers give
+    the standard error of their score difference (``paired_standard_error``)."""
+    deep = pl.col("n") > k
+    n_all = per_query.height
+    n_deep = per_query.filter(deep).height
+    n_deep_mixed = per_query.filter(deep & pl.col("mixed")).height
+    return (
+        per_query.select(
+            pl.col("ndcg") / max(n_all, 1)
+            + pl.when(deep).then(pl.col("ndcg") / max(n_deep, 1)).otherwise(0.0)
+            - pl.when(deep & pl.col("mixed"))
+            .then(pl.col("bad_in_top").cast(pl.Float64) / max(n_deep_mixed, 1))
+            .otherwise(0.0)
+        )
+        .to_series()
+        .to_numpy()
+    )
+
+
+def paired_standard_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Standard error of ``a.sum() - b.sum()`` over queries drawn independently (per-query
+    contributions of two rankers on the same queries): sqrt(n) * sd(a - b)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(np.sqrt(diff.size) * diff.std(ddof=1)) if diff.size > 1 else 0.0
 
 
 # --- features for the rankers ------------------------------------------------------------------
@@ -298,13 +344,19 @@ def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:
     return df.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in features]).to_numpy()
 
 
+def _per_query_metrics(
+    feats: pl.DataFrame, scores: np.ndarray, relevant_min: float, irrelevant_max: float
+) -> pl.DataFrame:
+    floor = float(feats.get_column("grade").min())
+    return per_query_metrics(
+        ranked(feats, scores), relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=floor
+    )
+
+
 def _ranking_metrics(
     feats: pl.DataFrame, scores: np.ndarray, relevant_min: float, irrelevant_max: float
 ) -> dict[str, dict[str, float]]:
-    floor = float(feats.get_column("grade").min())
-    return ranking_metrics(
-        ranked(feats, scores), relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=floor
-    )
+    return summarize_metrics(_per_query_metrics(feats, scores, relevant_min, irrelevant_max))
 
 
 def load_ranker(folder: Path) -> FusionModel | LinearBlend:
@@ -323,6 +375,20 @@ def query_folds(query_ids: pl.Series, folds: int, seed: int) -> np.ndarray:
     return query_ids.cast(pl.Utf8).replace_strict(fold_of, return_dtype=pl.Int64).to_numpy()
 
 
+def choose_within_one_standard_error(
+    scores: dict[str, float], contributions: dict[str, np.ndarray]
+) -> tuple[str, str, dict[str, float]]:
+    """The one-standard-error rule over candidates listed simplest first: ``(chosen, best, se)`` where
+    ``best`` has the highest score (ties to the simpler), ``se[name]`` is the paired standard error of
+    ``name``'s score against ``best``'s (from per-query ``contributions``, rounded to 4 decimals like
+    the scores) and ``chosen`` is the first candidate scoring at least ``scores[best] - se[name]``."""
+    order = list(scores)
+    best = max(order, key=lambda name: (scores[name], -order.index(name)))
+    se = {name: round(paired_standard_error(contributions[best], contributions[name]), 4) for name in order}
+    chosen = next(name for name in order if scores[name] >= scores[best] - se[name])
+    return chosen, best, se
+
+
 def train_fusion_ranker(
     feats: pl.DataFrame,
     features: list[str],
@@ -338,10 +404,15 @@ def train_fusion_ranker(
     feature, so the fusion cannot validate worse than the cross-encoder alone), ``linear_blend``
     (``LinearBlend.fit`` on NDCG@10), ``linear_blend_selection`` (``LinearBlend.fit`` on the selection
     score) and ``lightgbm`` (lambdarank). Each is fitted on ``folds - 1`` seeded folds of the queries
-    and scores the remaining one, in turn, so every query is held out once; the candidate whose
-    held-out scores have the best ``selection_score`` (SELECTION_SCORE, at ``ranking_metrics``' 4
-    decimals) wins, ties going to the simpler candidate. Grade thresholds default as in
-    ``grade_thresholds``. Returns the refitted model and the selection record."""
+    and scores the remaining one, in turn, so every query is held out once, and gets the
+    ``selection_score`` (SELECTION_SCORE, at ``ranking_metrics``' 4 decimals) of its held-out scores.
+
+    The choice follows the one-standard-error rule: the simplest candidate whose score is within one
+    paired standard error (over the held-out queries, ``paired_standard_error``) of the best one's.
+    With a few hundred judged queries, a bad page more or less moves the score by as much as the
+    gaps between candidates, and a more complex model that leads by less than its own noise did not
+    carry its lead to unseen queries here (bench/results/relevance.md). Grade thresholds default as
+    in ``grade_thresholds``. Returns the refitted model and the selection record."""
     relevant_min, irrelevant_max = grade_thresholds(feats.get_column("grade"), relevant_min, irrelevant_max)
     n_queries = feats.get_column("query_id").n_unique()
     if n_queries < 2:
@@ -366,13 +437,16 @@ def train_fusion_ranker(
         fit, hold = feats.filter(pl.Series(~mask)), feats.filter(pl.Series(mask))
         for name, make in candidates.items():
             held_out[name][mask] = make(fit).predict(hold).get_column("score").to_numpy()
-    metrics = {name: _ranking_metrics(feats, s, relevant_min, irrelevant_max) for name, s in held_out.items()}
+    per_query = {name: _per_query_metrics(feats, s, relevant_min, irrelevant_max) for name, s in held_out.items()}
+    metrics = {name: summarize_metrics(pq) for name, pq in per_query.items()}
     scores = {name: round(selection_score(m), 4) for name, m in metrics.items()}
-    order = list(candidates)
-    chosen = max(order, key=lambda name: (scores[name], -order.index(name)))
+    contributions = {name: selection_contributions(pq) for name, pq in per_query.items()}
+    chosen, best, standard_error = choose_within_one_standard_error(scores, contributions)
     deep = next(iter(metrics.values()))["deep"]
     selection = {
         "chosen": chosen,
+        "best_held_out": best,
+        "rule": "simplest candidate within one paired standard error of the best held-out score",
         "selection_score": SELECTION_SCORE,
         "relevant_min": relevant_min,
         "irrelevant_max": irrelevant_max,
@@ -386,6 +460,7 @@ def train_fusion_ranker(
                 "ndcg@10.deep": m["deep"]["ndcg@10"],
                 "bad_pages@10.deep": m["deep"]["bad_pages@10"],
                 "score": scores[name],
+                "standard_error_vs_best": standard_error[name],
             }
             for name, m in metrics.items()
         },
@@ -455,12 +530,13 @@ def evaluate(
         if model is not None and all(f in feats.columns for f in model.features):
             rankers[name] = model.predict(feats).get_column("score").to_numpy()
     rankers["oracle"] = feats.get_column("grade").to_numpy()
-    metrics = {
-        name: ranking_metrics(
+    per_query = {
+        name: per_query_metrics(
             ranked(feats, scores), k=k, relevant_min=relevant_min, irrelevant_max=irrelevant_max, grade_floor=lo
         )
         for name, scores in rankers.items()
     }
+    learned = [name for name in ("fusion", "cross_encoder") if name in rankers]
     return {
         "queries": feats.get_column("query_id").n_unique(),
         "judgments": feats.height,
@@ -470,7 +546,38 @@ def evaluate(
             "cross_encoder": getattr(ce, "version", None),
             "fusion": models.fusion_with_ce.version if models and models.fusion_with_ce else None,
         },
-        "rankers": metrics,
+        "rankers": {name: summarize_metrics(pq, k) for name, pq in per_query.items()},
+        "paired": {
+            f"{name}-{baseline}": paired_differences(per_query[name], per_query[baseline], k)
+            for name in learned
+            for baseline in PAIRED_BASELINES
+        },
+    }
+
+
+PAIRED_BASELINES = ("bm25", "bi_encoder")
+
+
+def paired_differences(a: pl.DataFrame, b: pl.DataFrame, k: int = 10) -> dict[str, dict[str, float]]:
+    """Ranker a minus ranker b on the same queries (``per_query_metrics`` frames), with the standard
+    error of each difference over queries: ``ndcg@k`` on all and on deep queries, ``bad_pages@k`` on
+    the deep queries with both kinds (negative is better there), and how many of those queries each
+    ranker alone keeps clean (``deep_pages_only_a_clean`` / ``_only_b_clean``)."""
+    both = a.join(b, on="query_id", suffix="_b", maintain_order="left")
+    deep = both.filter(pl.col("n") > k)
+    mixed = deep.filter(pl.col("mixed"))
+
+    def difference(df: pl.DataFrame, column: str) -> dict[str, float]:
+        diff = (df.get_column(column).cast(pl.Float64) - df.get_column(f"{column}_b").cast(pl.Float64)).to_numpy()
+        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        return {"difference": round(float(diff.mean()) if diff.size else 0.0, 4), "standard_error": round(se, 4)}
+
+    return {
+        f"ndcg@{k}": difference(both, "ndcg"),
+        f"ndcg@{k}.deep": difference(deep, "ndcg"),
+        f"bad_pages@{k}.deep": difference(mixed, "bad_in_top"),
+        "deep_pages_only_a_clean": mixed.filter(~pl.col("bad_in_top") & pl.col("bad_in_top_b")).height,
+        "deep_pages_only_b_clean": mixed.filter(pl.col("bad_in_top") & ~pl.col("bad_in_top_b")).height,
     }
 
 
@@ -512,6 +619,8 @@ def train_relevance_models(
     irrelevant_max: float | None = None,
     seed: int = 0,
     device: str = "auto",
+    precision: str = "auto",
+    refit_cross_encoder: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Fine-tune the cross-encoder, then train both fusion models with ``train_fusion_models`` on
@@ -526,9 +635,13 @@ def train_relevance_models(
     apply to each model. Also writes ``out/fusion_with_cross_encoder``,
     ``out/fusion_without_cross_encoder`` and ``out/training.json``. ``relevant_min`` /
     ``irrelevant_max``: the grade thresholds of the fusion's selection score (default: the grade
-    range's top and bottom quarter, see ``grade_thresholds``)."""
+    range's top and bottom quarter, see ``grade_thresholds``). ``precision``: the cross-encoder's
+    training autocast dtype (``cross_encoder.training_precision``). ``refit_cross_encoder``: then
+    ``refit_cross_encoder_on_all`` (a second budget; single cross-encoder only)."""
     if cross_encoder_folds < 1:
         raise ValueError(f"cross_encoder_folds must be >= 1, got {cross_encoder_folds}")
+    if refit_cross_encoder and cross_encoder_folds != 1:
+        raise ValueError("refit_cross_encoder applies to the single cross-encoder (cross_encoder_folds=1)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grades = judgments.get_column("grade")
@@ -538,6 +651,7 @@ def train_relevance_models(
         max_epochs=max_epochs,
         max_pairs=max_pairs,
         device=device,
+        precision=precision,
         log=log,
     )
     if cross_encoder_folds == 1:
@@ -548,7 +662,7 @@ def train_relevance_models(
         ce, training = _train_fold_cross_encoders(
             judgments, out, train, folds=cross_encoder_folds, budget_s=cross_encoder_budget_s, seed=seed, log=log
         )
-    return train_fusion_models(
+    summary = train_fusion_models(
         judgments,
         text_encoder,
         out,
@@ -560,6 +674,67 @@ def train_relevance_models(
         seed=seed,
         log=log,
     )
+    if not refit_cross_encoder:
+        return summary
+    return refit_cross_encoder_on_all(judgments, out, train=train, budget_s=cross_encoder_budget_s, seed=seed)
+
+
+def refit_cross_encoder_on_all(
+    judgments: pl.DataFrame,
+    out: str | Path,
+    *,
+    train: Callable[..., tuple[CrossEncoder, dict[str, object]]] | None = None,
+    budget_s: float = 1800.0,
+    max_epochs: float = 3.0,
+    max_pairs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Replace the served cross-encoder of ``out`` with one fine-tuned on every query of ``judgments``
+    (a second ``budget_s``), after the fusion models were trained and chosen on the queries the first
+    one did not see: the usual refit of a cross-validated choice on all its data.
+
+    The fusion models keep what they learned from the held-out scores; candidates that read the
+    cross-encoder through within-query z-scores only (``cross_encoder_only``, the linear blends) are
+    insensitive to the refit model's score scale, a LightGBM reading the raw score is not
+    (``fusion_reads_raw_cross_encoder`` in the record). ``training.json`` keeps the first model's
+    record as ``cross_encoder_selection``; ``train_fusion_models`` then refuses to reuse this
+    cross-encoder, whose training data now includes the fusion's queries. ``train``: a configured
+    ``_train_cross_encoder`` (``train_relevance_models`` passes its own)."""
+    out = Path(out)
+    summary = json.loads((out / "training.json").read_text())
+    if summary.get("cross_encoder_folds", 1) != 1 or (out / CROSS_ENCODER_FOLDS_DIR).exists():
+        raise ValueError(f"{out}: the refit applies to a single cross-encoder, not to out-of-fold ones")
+    if train is None:
+        grades = judgments.get_column("grade")
+        train = partial(
+            _train_cross_encoder,
+            grades=(float(grades.min()), float(grades.max())),
+            max_epochs=max_epochs,
+            max_pairs=max_pairs,
+            device=device,
+            precision=precision,
+            log=log,
+        )
+    _, record = train(
+        judgments,
+        out / CROSS_ENCODER_DIR,
+        budget_s=budget_s,
+        seed=seed,
+        name="cross-encoder refit on all queries",
+        extra={"refit_on_all_queries": True},
+    )
+    fusion = load_ranker(out / FUSION_WITH_CE) if (out / FUSION_WITH_CE).exists() else None
+    summary["cross_encoder_selection"] = summary.get("cross_encoder", {})
+    summary["cross_encoder"] = {
+        **record,
+        "refit_on_all_queries": True,
+        "fusion_reads_raw_cross_encoder": fusion is not None and "cross_encoder" in fusion.features,
+    }
+    (out / "training.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
 
 
 def _train_cross_encoder(
@@ -573,6 +748,7 @@ def _train_cross_encoder(
     seed: int,
     device: str,
     log: Callable[[str], None],
+    precision: str = "auto",
     name: str = "cross-encoder",
     extra: dict[str, object] | None = None,
 ) -> tuple[CrossEncoder, dict[str, object]]:
@@ -594,10 +770,14 @@ def _train_cross_encoder(
         pairs.get_column("label").to_numpy(),
         budget_seconds=budget_s,
         max_epochs=max_epochs,
+        precision=precision,
         seed=seed,
         log=log,
     )
-    log(f"{name}: {report.pairs_seen} pairs in {report.seconds:.0f} s ({report.pairs_per_second:.1f}/s)")
+    log(
+        f"{name}: {report.pairs_seen} pairs in {report.seconds:.0f} s "
+        f"({report.pairs_per_second:.1f}/s, {report.precision})"
+    )
     ce.save(folder, extra={"train_pairs": rows.height, "epochs": round(report.epochs, 3), **(extra or {})})
     return ce, {"version": ce.version, "train_pairs": rows.height, **report.__dict__}
 
@@ -724,6 +904,11 @@ def train_fusion_models(
     if cross_encoder_training is None:
         previous = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
         record = previous.get("cross_encoder", {})
+        if record.get("refit_on_all_queries") and record.get("version") == cross_encoder.version:
+            raise ValueError(
+                f"the cross-encoder in {out} was refit on all queries, the fusion's included, so its scores "
+                "for them are in-sample: train again with `seestocks-rank train` instead of reusing it"
+            )
         cross_encoder_training = record if record.get("version") == cross_encoder.version else {}
         cross_encoder_training = {**cross_encoder_training, "version": cross_encoder.version}
     folds = 1

@@ -7,12 +7,18 @@ import pytest
 
 from seestocks_rank.relevance import (
     LinearBlend,
+    choose_within_one_standard_error,
     evaluate,
     grade_thresholds,
     load_eval_judgments,
+    paired_differences,
+    paired_standard_error,
+    per_query_metrics,
     ranked,
     ranking_metrics,
+    selection_contributions,
     selection_score,
+    summarize_metrics,
     train_fusion_ranker,
 )
 
@@ -178,3 +184,67 @@ def test_grade_thresholds_default_to_the_range_quarters():
     assert grade_thresholds(pl.Series([1.0, 3.0])) == (2.5, 1.5)
     assert grade_thresholds(pl.Series([0.0, 2.0, 3.0])) == (2.25, 0.75)
     assert grade_thresholds(pl.Series([0.0, 3.0]), 2.0, 0.0) == (2.0, 0.0)
+
+
+def test_selection_contributions_add_up_to_the_selection_score():
+    j = _tie_judgments(pairs=3).vstack(
+        pl.DataFrame(
+            {
+                "query_id": ["short"] * 3,
+                "product_id": ["s1", "s2", "s3"],
+                "grade": [3.0, 1.0, 2.0],
+                "a_z": [1.0, 3.0, 2.0],
+                "b_z": [0.0, 0.0, 0.0],
+            }
+        )
+    )
+    thresholds = {"relevant_min": 2.5, "irrelevant_max": 1.49, "grade_floor": 1.0}
+    for column in ("a_z", "b_z"):
+        per_query = per_query_metrics(ranked(j, j[column]), **thresholds)
+        assert per_query["query_id"].to_list() == sorted(per_query["query_id"].to_list())
+        metrics = summarize_metrics(per_query)
+        assert metrics == ranking_metrics(ranked(j, j[column]), **thresholds)
+        assert selection_contributions(per_query).sum() == pytest.approx(selection_score(metrics), abs=2e-4)
+
+
+def test_paired_standard_error_by_hand():
+    a = np.array([1.0, 0.0, 0.5, 0.5])
+    b = np.array([0.0, 0.0, 0.5, 0.0])
+    # differences 1, 0, 0, 0.5: mean 0.375, sample sd sqrt(0.6875 / 3)
+    assert paired_standard_error(a, b) == pytest.approx(2.0 * np.sqrt(0.6875 / 3))
+    assert paired_standard_error(a, a) == 0.0
+    assert paired_standard_error(a[:1], b[:1]) == 0.0
+
+
+def test_one_standard_error_rule_keeps_the_simpler_candidate_unless_the_lead_is_clear():
+    rng = np.random.default_rng(0)
+    simple = rng.normal(0.0, 0.01, 400)
+    noise = rng.normal(0.0, 0.01, 400)
+    noisy_lead = simple + noise - noise.mean() + 0.00002  # ahead by 0.008 in sum; sd of that sum ~0.2
+    clear_lead = simple + 0.001  # ahead by 0.4 in sum, no spread
+    contributions = {"simple": simple, "complex": noisy_lead}
+    scores = {name: round(float(c.sum()), 4) for name, c in contributions.items()}
+    chosen, best, se = choose_within_one_standard_error(scores, contributions)
+    assert (chosen, best) == ("simple", "complex") and se["complex"] == 0.0 and se["simple"] > 0.1
+    contributions = {"simple": simple, "complex": clear_lead}
+    scores = {name: round(float(c.sum()), 4) for name, c in contributions.items()}
+    assert choose_within_one_standard_error(scores, contributions)[:2] == ("complex", "complex")
+    # ties go to the simpler candidate
+    tied = {"simple": simple, "complex": simple.copy()}
+    assert choose_within_one_standard_error({"simple": 1.0, "complex": 1.0}, tied)[:2] == ("simple", "simple")
+
+
+def test_paired_differences_by_hand():
+    j = _tie_judgments(pairs=2)  # four deep queries, two of them mixed
+    thresholds = {"relevant_min": 2.5, "irrelevant_max": 1.49, "grade_floor": 1.0}
+    a = per_query_metrics(ranked(j, j["a_z"]), **thresholds)
+    b = per_query_metrics(ranked(j, j["b_z"]), **thresholds)
+    paired = paired_differences(a, b)
+    # a shows the bad product on both mixed pages, b on neither
+    assert paired["bad_pages@10.deep"] == {"difference": 1.0, "standard_error": 0.0}
+    assert paired["deep_pages_only_a_clean"] == 0 and paired["deep_pages_only_b_clean"] == 2
+    ndcg_diff = (a["ndcg"] - b["ndcg"]).to_numpy()
+    assert paired["ndcg@10"]["difference"] == pytest.approx(ndcg_diff.mean(), abs=1e-4)
+    assert paired["ndcg@10"]["standard_error"] == pytest.approx(ndcg_diff.std(ddof=1) / 2.0, abs=1e-4)
+    assert paired["ndcg@10.deep"] == paired["ndcg@10"]  # every query is deep
+    assert paired_differences(a, a)["bad_pages@10.deep"] == {"difference": 0.0, "standard_error": 0.0}
