@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 validate: setup
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 ui: setup

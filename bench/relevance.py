@@ -90,9 +90,9 @@ def refit_line(training: dict) -> str:
     if not first:
         return ""
     return (
-        f" The fusion was trained and chosen on the held-out scores of that first model ({first['version']}, "
-        f"{first['train_pairs']} pairs, {first['epochs']:.2f} epochs); the model served and measured here was "
-        "then refit on all TRAIN queries (the figures above)."
+        " This is the refit on all TRAIN queries, served and measured here. The fusion was trained and chosen "
+        f"on the held-out scores of a first cross-encoder ({first['version']}: {first['train_pairs']} pairs "
+        f"from the TRAIN queries outside the fusion's, {first['epochs']:.2f} epochs, {first['seconds'] / 60:.1f} min)."
     )
 
 
@@ -115,7 +115,11 @@ def markdown(result: dict) -> str:
         f"{result['training']['cross_encoder']['pairs_per_second']:.1f} pairs/s training "
         f"({result['training']['cross_encoder'].get('precision', 'float32')}); "
         f"inference {result['inference_pairs_per_second']:.0f} pairs/s."
-        + (" (Cross-encoder reused from an earlier run; fusion models retrained.)" if reused else "")
+        + (
+            " (Cross-encoder reused from an earlier run; fusion models retrained.)"
+            if reused and "cross_encoder_selection" not in result["training"]
+            else ""
+        )
         + refit_line(result["training"]),
         "",
         "| ranker | ndcg@10 (all) | ndcg@10 (deep) | relevant@10 (deep) | bad_pages@10 (deep) |",

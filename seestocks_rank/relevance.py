@@ -644,16 +644,8 @@ def train_relevance_models(
         raise ValueError("refit_cross_encoder applies to the single cross-encoder (cross_encoder_folds=1)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    grades = judgments.get_column("grade")
-    train = partial(
-        _train_cross_encoder,
-        grades=(float(grades.min()), float(grades.max())),
-        max_epochs=max_epochs,
-        max_pairs=max_pairs,
-        device=device,
-        precision=precision,
-        log=log,
-    )
+    options = {"max_epochs": max_epochs, "max_pairs": max_pairs, "device": device, "precision": precision, "log": log}
+    train = _cross_encoder_trainer(judgments, **options)
     if cross_encoder_folds == 1:
         shutil.rmtree(out / CROSS_ENCODER_FOLDS_DIR, ignore_errors=True)  # else it would be served instead
         rows = judgments.filter(pl.Series(~_fusion_queries(judgments, cross_encoder_share, seed)))
@@ -676,14 +668,22 @@ def train_relevance_models(
     )
     if not refit_cross_encoder:
         return summary
-    return refit_cross_encoder_on_all(judgments, out, train=train, budget_s=cross_encoder_budget_s, seed=seed)
+    return refit_cross_encoder_on_all(judgments, out, budget_s=cross_encoder_budget_s, seed=seed, **options)
+
+
+def _cross_encoder_trainer(
+    judgments: pl.DataFrame, **options: object
+) -> Callable[..., tuple[CrossEncoder, dict[str, object]]]:
+    """``_train_cross_encoder`` with the grade range of ``judgments`` and ``options`` (max_epochs,
+    max_pairs, device, precision, log) bound; the caller gives rows, folder, budget_s and seed."""
+    grades = judgments.get_column("grade")
+    return partial(_train_cross_encoder, grades=(float(grades.min()), float(grades.max())), **options)
 
 
 def refit_cross_encoder_on_all(
     judgments: pl.DataFrame,
     out: str | Path,
     *,
-    train: Callable[..., tuple[CrossEncoder, dict[str, object]]] | None = None,
     budget_s: float = 1800.0,
     max_epochs: float = 3.0,
     max_pairs: int | None = None,
@@ -701,23 +701,14 @@ def refit_cross_encoder_on_all(
     insensitive to the refit model's score scale, a LightGBM reading the raw score is not
     (``fusion_reads_raw_cross_encoder`` in the record). ``training.json`` keeps the first model's
     record as ``cross_encoder_selection``; ``train_fusion_models`` then refuses to reuse this
-    cross-encoder, whose training data now includes the fusion's queries. ``train``: a configured
-    ``_train_cross_encoder`` (``train_relevance_models`` passes its own)."""
+    cross-encoder, whose training data now includes the fusion's queries."""
     out = Path(out)
     summary = json.loads((out / "training.json").read_text())
     if summary.get("cross_encoder_folds", 1) != 1 or (out / CROSS_ENCODER_FOLDS_DIR).exists():
         raise ValueError(f"{out}: the refit applies to a single cross-encoder, not to out-of-fold ones")
-    if train is None:
-        grades = judgments.get_column("grade")
-        train = partial(
-            _train_cross_encoder,
-            grades=(float(grades.min()), float(grades.max())),
-            max_epochs=max_epochs,
-            max_pairs=max_pairs,
-            device=device,
-            precision=precision,
-            log=log,
-        )
+    train = _cross_encoder_trainer(
+        judgments, max_epochs=max_epochs, max_pairs=max_pairs, device=device, precision=precision, log=log
+    )
     _, record = train(
         judgments,
         out / CROSS_ENCODER_DIR,

@@ -165,3 +165,32 @@ def test_out_of_fold_cross_encoders_train_serve_as_ensemble_and_can_be_reused(
 def test_cross_encoder_folds_must_be_positive(tmp_path: Path, hashing_encoder) -> None:
     with pytest.raises(ValueError, match="cross_encoder_folds"):
         train_relevance_models(_judgments(), hashing_encoder, tmp_path, cross_encoder_folds=0)
+
+
+def test_refit_serves_a_cross_encoder_trained_on_every_query_and_blocks_in_sample_reuse(
+    tmp_path: Path, hashing_encoder, spies: dict[str, list]
+) -> None:
+    j = _judgments()
+    out = tmp_path / "models"
+    quiet = {"device": "cpu", "log": lambda m: None}
+    summary = train_relevance_models(
+        j, hashing_encoder, out, cross_encoder_budget_s=20.0, max_epochs=1.0, refit_cross_encoder=True, **quiet
+    )
+    first, refit = spies["train"]
+    assert refit["contexts"] == set(QUERIES) and first["contexts"] < set(QUERIES)  # the first kept queries out
+    assert refit["budget_seconds"] == first["budget_seconds"] == 20.0
+    training = json.loads((out / "training.json").read_text())
+    assert training == json.loads(json.dumps(summary, default=float))
+    assert training["cross_encoder"]["refit_on_all_queries"] is True
+    assert training["cross_encoder"]["train_pairs"] == j.height
+    assert training["cross_encoder_selection"]["train_pairs"] < j.height
+    assert training["cross_encoder"]["fusion_reads_raw_cross_encoder"] == (
+        "cross_encoder" in RelevanceModels.load(out, device="cpu").fusion_with_ce.features
+    )
+    served = RelevanceModels.load(out, device="cpu").cross_encoder
+    assert served.version == training["cross_encoder"]["version"] != training["cross_encoder_selection"]["version"]
+    # the fusion's queries are now in the served model's training data: reusing it for the fusion is refused
+    with pytest.raises(ValueError, match="refit on all queries"):
+        train_fusion_models(j, hashing_encoder, out, **quiet)
+    with pytest.raises(ValueError, match="single cross-encoder"):
+        train_relevance_models(j, hashing_encoder, out, cross_encoder_folds=2, refit_cross_encoder=True, **quiet)
