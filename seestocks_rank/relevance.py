@@ -568,9 +568,13 @@ def paired_differences(a: pl.DataFrame, b: pl.DataFrame, k: int = 10) -> dict[st
     mixed = deep.filter(pl.col("mixed"))
 
     def difference(df: pl.DataFrame, column: str) -> dict[str, float]:
-        diff = (df.get_column(column).cast(pl.Float64) - df.get_column(f"{column}_b").cast(pl.Float64)).to_numpy()
-        se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
-        return {"difference": round(float(diff.mean()) if diff.size else 0.0, 4), "standard_error": round(se, 4)}
+        x = df.get_column(column).cast(pl.Float64).to_numpy()
+        y = df.get_column(f"{column}_b").cast(pl.Float64).to_numpy()
+        n = max(x.size, 1)  # the mean difference: the summed one over n, and so its standard error
+        return {
+            "difference": round(float((x - y).sum()) / n, 4),
+            "standard_error": round(paired_standard_error(x, y) / n, 4),
+        }
 
     return {
         f"ndcg@{k}": difference(both, "ndcg"),
