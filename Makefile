@@ -38,12 +38,12 @@ ui: setup
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench-quality: setup
-	$(BIN)/python bench/quality.py
+	$(BIN)/python -m seestocks_rank.benchmarks.quality
 
 SCALE ?= 1.0
 # ENCODERS=1: the full and incremental nights through Dagster with the real MiniLM models
 bench-scale: setup
-	$(BIN)/python bench/scale.py --scale $(SCALE) $(if $(ENCODERS),--with-encoders)
+	$(BIN)/python -m seestocks_rank.benchmarks.scale --scale $(SCALE) $(if $(ENCODERS),--with-encoders)
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -4,9 +4,9 @@ import os
 
 import dagster as dg
 
-from assets import embeddings, features, fusion, inputs, publish, relevance, retrieval, rules, sharded, vision
-from assets.jobs import all_pages_run_request, category_pages_sensor, nightly_job, nightly_schedule, pages_job
-from assets.sharded import sharded_embeddings_job
+from assets import evaluation, inputs, models, publication, reranking, retrieval, rules, sharding
+from assets.automation import category_pages_sensor, nightly_job, nightly_schedule, pages_job
+from assets.sharding import sharded_embeddings_job
 from resources import (
     ComputeResource,
     CrossEncoderResource,
@@ -50,7 +50,7 @@ def build_resources(
 
 
 all_assets = dg.load_assets_from_modules(
-    [inputs, embeddings, retrieval, features, fusion, rules, publish, relevance, vision, sharded]
+    [inputs, models, retrieval, reranking, rules, publication, evaluation, sharding]
 )
 
 defs = dg.Definitions(
@@ -60,30 +60,3 @@ defs = dg.Definitions(
     sensors=[category_pages_sensor],
     resources=build_resources(),
 )
-
-
-def materialize_all_pages(
-    instance: dg.DagsterInstance,
-    resources: dict[str, object],
-    *,
-    raise_on_error: bool = True,
-    log_level: str = "INFO",
-) -> dg.ExecuteInProcessResult:
-    """Run in process what the nightly schedule launches: sync the category pages (dynamic partitions),
-    then one run of every asset over the whole page range."""
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    sync = defs.resolve_job_def("sync_category_pages").execute_in_process(
-        instance=instance, resources=resources, raise_on_error=raise_on_error, run_config=run_config
-    )
-    if not sync.success:
-        return sync
-    request = all_pages_run_request(instance)
-    if isinstance(request, dg.SkipReason):
-        raise RuntimeError(request.skip_message)
-    return defs.resolve_job_def("nightly_rankings").execute_in_process(
-        instance=instance,
-        resources=resources,
-        tags=request.tags,
-        raise_on_error=raise_on_error,
-        run_config=run_config,
-    )

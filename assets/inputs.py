@@ -1,5 +1,4 @@
-"""Input assets: taxonomy, catalog (+ quarantine), category pages (kept in step with the dynamic
-partitions) and relevance judgments. Paths come from the ``inputs`` resource."""
+"""Input assets: taxonomy, catalog (+ quarantine), category pages and relevance judgments."""
 
 import dagster as dg
 import polars as pl
@@ -7,10 +6,10 @@ import polars as pl
 from assets._metadata import preview
 from assets.partitions import CATEGORY_PAGES
 from resources import InputsResource
-from seestocks_rank.catalog import load_catalog
-from seestocks_rank.judgments import load_judgments
-from seestocks_rank.pages import load_category_pages
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.inputs.catalog import load_catalog
+from seestocks_rank.inputs.judgments import load_judgments
+from seestocks_rank.inputs.pages import load_category_pages
+from seestocks_rank.inputs.taxonomy import Taxonomy
 
 INPUTS = "inputs"
 

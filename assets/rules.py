@@ -6,12 +6,14 @@ import polars as pl
 from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
 from resources import RankingSettings
-from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.features import CatalogSignals
-from seestocks_rank.rules import SHOWN, rank_pages
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.rules.page_rules import SHOWN, rank_pages
+from seestocks_rank.store.embedding_store import EmbeddingStore
 
 RULES = "business_rules"
+
+
 RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_scores_finite")
 
 

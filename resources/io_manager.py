@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.storage import TableStore
+from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.tables import TableStore
 
 
 def table_name(asset_key: dg.AssetKey) -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from resources.compute import ComputeResource
-from seestocks_rank.cross_encoder import MANIFEST, CrossEncoder
-from seestocks_rank.encoders import HashingEncoder, SentenceTransformerEncoder, TextEncoder
+from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
+from seestocks_rank.models.encoders import HashingEncoder, SentenceTransformerEncoder, TextEncoder
 
 TEXT_ENCODER_KINDS = ("sentence-transformers", "hashing")
 

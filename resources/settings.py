@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seestocks_rank.rules import RuleConfig
+from seestocks_rank.rules.page_rules import RuleConfig
 
 
 class RankingSettings(dg.ConfigurableResource):

@@ -5,9 +5,9 @@ from functools import cache
 import dagster as dg
 import polars as pl
 
-from seestocks_rank.encoders import resolve_device
-from seestocks_rank.vision import DEFAULT_ARCHITECTURE, LazyVisionModel, resolve_precision
-from seestocks_rank.vlm_training import TrainConfig
+from seestocks_rank.models.encoders import resolve_device
+from seestocks_rank.models.vision import DEFAULT_ARCHITECTURE, LazyVisionModel, resolve_precision
+from seestocks_rank.models.vlm_training import TrainConfig
 
 
 @cache

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ def _data_dir(value: str | None) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from seestocks_rank.demo import generate_demo
+    from seestocks_rank.synthetic.demo import generate_demo
 
     out = _data_dir(args.data_dir) / "demo"
     start = time.perf_counter()
@@ -29,47 +28,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_dagster_home(data_dir: Path) -> Path:
-    """``$DAGSTER_HOME`` or ``<data>/dagster_home`` seeded with the project's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    project_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
-    if project_yaml.exists() and not (home / "dagster.yaml").exists():
-        shutil.copy(project_yaml, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
-def run_pipeline(data_dir: Path, cross_encoder_minutes: float | None = None) -> None:
-    """Materialize every asset for every category page, in process, on the persistent instance
-    (so ``dagster dev`` shows the runs and the partitions)."""
-    import dagster as dg
-
-    from assets.definitions import build_resources, materialize_all_pages
-    from resources import RankingSettings
-
-    _ensure_dagster_home(data_dir)
-    settings = (
-        RankingSettings()
-        if cross_encoder_minutes is None
-        else RankingSettings(cross_encoder_minutes=cross_encoder_minutes)
-    )
-    with dg.DagsterInstance.get() as instance:
-        result = materialize_all_pages(instance, build_resources(str(data_dir), settings), raise_on_error=False)
-    if not result.success:
-        raise SystemExit("the pipeline run failed; see the log above")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data_dir)
     start = time.perf_counter()
+    from assets.runner import run_pipeline
+
     run_pipeline(data_dir, args.cross_encoder_minutes)
     print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {data_dir / 'seestocks.duckdb'}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from seestocks_rank.report import comparison_report
+    from seestocks_rank.evaluation.report import comparison_report
 
     report = comparison_report(_data_dir(args.data_dir), pages=args.page or list(DEFAULT_PAGES_TO_SHOW), k=args.k)
     print(report.text)
@@ -87,8 +57,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from seestocks_rank.encoders import SentenceTransformerEncoder
-    from seestocks_rank.relevance import RelevanceModels, evaluate, load_eval_judgments
+    from seestocks_rank.evaluation.harness import RelevanceModels, evaluate
+    from seestocks_rank.inputs.judgments import load_eval_judgments
+    from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
     judgments = load_eval_judgments(args.judgments)
     model_dir = Path(args.model) if args.model else _data_dir(args.data_dir) / "models" / "relevance"
@@ -108,8 +79,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from seestocks_rank.encoders import SentenceTransformerEncoder
-    from seestocks_rank.relevance import load_eval_judgments, train_relevance_models
+    from seestocks_rank.evaluation.training import train_relevance_models
+    from seestocks_rank.inputs.judgments import load_eval_judgments
+    from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
     out = Path(args.out) if args.out else _data_dir(args.data_dir) / "models" / "relevance"
     summary = train_relevance_models(
@@ -133,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt_homedepot(args: argparse.Namespace) -> int:
-    from seestocks_rank.adapters import homedepot_judgments
+    from seestocks_rank.benchmarks.datasets import homedepot_judgments
 
     judgments = homedepot_judgments(args.source)
     out = Path(args.out)
@@ -215,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto")
-    from seestocks_rank.cross_encoder import TRAIN_PRECISIONS  # no torch import at module level
+    from seestocks_rank.models.cross_encoder import TRAIN_PRECISIONS
 
     tr.add_argument(
         "--precision",
@@ -236,10 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     ad.set_defaults(func=cmd_adapt_homedepot)
     bench = sub.add_parser("bench", help="benchmarks and experiments (one JSON object each)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    from seestocks_rank.vision_bench import add_vision_parser
+    from seestocks_rank.benchmarks.vision import add_vision_parser
 
     add_vision_parser(bench_sub)
-    from seestocks_rank.quality import add_bench_parsers
+    from seestocks_rank.benchmarks.cli import add_bench_parsers
 
     add_bench_parsers(bench_sub)
     return parser

@@ -6,9 +6,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.definitions import build_resources, materialize_all_pages
+from assets.definitions import build_resources
+from assets.runner import materialize_all_pages
 from resources import RankingSettings
-from seestocks_rank.demo import generate_demo
+from seestocks_rank.synthetic.demo import generate_demo
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.jobs import RANGE_END, RANGE_START, category_pages_sensor, nightly_schedule
+from assets.automation import RANGE_END, RANGE_START, category_pages_sensor, nightly_schedule
 from assets.partitions import CATEGORY_PAGES
 from resources import InputsResource
 

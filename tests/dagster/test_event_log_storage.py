@@ -12,7 +12,7 @@ import pytest
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
-from resources.dagster_storage import PooledSqliteEventLogStorage
+from resources.event_log import PooledSqliteEventLogStorage
 
 PROJECT_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 PAGES = dg.DynamicPartitionsDefinition(name="pages")

@@ -3,11 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from assets.definitions import build_resources, materialize_all_pages
+from assets.definitions import build_resources
+from assets.runner import materialize_all_pages
 from resources import VisionModelResource
-from seestocks_rank.demo import generate_demo
-from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.storage import TableStore
+from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.tables import TableStore
+from seestocks_rank.synthetic.demo import generate_demo
 from tests.dagster.conftest import FAST_SETTINGS
 
 

@@ -8,9 +8,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.definitions import build_resources, defs, materialize_all_pages
+from assets.definitions import build_resources, defs
 from assets.partitions import CATEGORY_PAGES
-from seestocks_rank.storage import TableStore
+from assets.runner import materialize_all_pages
+from seestocks_rank.store.tables import TableStore
 from tests.dagster.conftest import FAST_SETTINGS
 
 PARTITIONED = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
@@ -65,7 +66,7 @@ def test_duckdb_has_rankings_for_every_active_page(pipeline_run):
 
 
 def test_out_of_category_products_are_kept_off_the_pages_with_a_reason(pipeline_run):
-    from seestocks_rank.taxonomy import Taxonomy
+    from seestocks_rank.inputs.taxonomy import Taxonomy
 
     _, _, data_dir = pipeline_run
     with duckdb.connect(str(data_dir / "seestocks.duckdb"), read_only=True) as con:
@@ -127,7 +128,7 @@ def test_quarantine_holds_the_bad_rows(pipeline_run):
 
 
 def test_reranked_pages_hold_fewer_misplaced_products_than_naive(pipeline_run):
-    from seestocks_rank.report import comparison_report
+    from seestocks_rank.evaluation.report import comparison_report
 
     _, _, data_dir = pipeline_run
     metrics = comparison_report(data_dir, pages=[], k=10).metrics

@@ -10,14 +10,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets import inputs, sharded
+from assets import inputs
+from assets import sharding as sharded
 from resources import ComputeResource, InputsResource, ParquetIOManager, StorageResource, TextModelResource
-from seestocks_rank.demo import generate_demo
-from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.embeddings import embed_products
-from seestocks_rank.encoders import HashingEncoder
-from seestocks_rank.sharding import merge_shard_stores, shard_of, shard_rows, stable_hash
-from seestocks_rank.storage import TableStore
+from seestocks_rank.models.encoders import HashingEncoder
+from seestocks_rank.retrieval.embeddings import embed_products
+from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.sharding import merge_shard_stores, shard_of, shard_rows, stable_hash
+from seestocks_rank.store.tables import TableStore
+from seestocks_rank.synthetic.demo import generate_demo
 
 DATA_DIR_ENV = "SEESTOCKS_DATA_DIR"
 

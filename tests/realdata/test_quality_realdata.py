@@ -12,20 +12,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.catalog import validate_catalog
-from seestocks_rank.quality import (
-    dedup_benchmark,
-    inject_noise,
+from seestocks_rank.benchmarks.datasets import (
     load_fashion,
     load_flipkart,
     load_matching,
     load_pricerunner,
-    matching_benchmark,
-    mistag_benchmark,
-    select_pages,
-    sibling_benchmark,
     taxonomy_from_paths,
 )
+from seestocks_rank.benchmarks.dedup import dedup_benchmark, matching_benchmark
+from seestocks_rank.benchmarks.mistag import inject_noise, mistag_benchmark, select_pages
+from seestocks_rank.benchmarks.siblings import sibling_benchmark
+from seestocks_rank.inputs.catalog import validate_catalog
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 pytestmark = [

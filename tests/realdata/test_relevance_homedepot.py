@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from seestocks_rank.adapters import homedepot_judgments, homedepot_split
+from seestocks_rank.benchmarks.datasets import homedepot_judgments, homedepot_split
 from seestocks_rank.cli import main
 
 pytestmark = pytest.mark.realdata

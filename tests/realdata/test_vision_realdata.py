@@ -9,8 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.vision import load_image, load_vision_model
-from seestocks_rank.vision_bench import read_labels, run_bench, write_fashion_labels
+from seestocks_rank.benchmarks.vision import read_labels, run_bench, write_fashion_labels
+from seestocks_rank.models.images import load_image
+from seestocks_rank.models.vision import load_vision_model
 
 FASHION = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fashion_products"
 pytestmark = [

@@ -11,16 +11,16 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from seestocks_rank.catalog import (
+from seestocks_rank.inputs.catalog import (
     MAX_TITLE_CHARS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     CatalogLoad,
     CatalogSchemaError,
     load_catalog,
-    read_table,
     validate_catalog,
 )
+from seestocks_rank.inputs.files import read_table
 
 KNOWN = np.array([1, 2, 3237], dtype=np.int64)
 CONTRACT = list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)

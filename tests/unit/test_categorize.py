@@ -8,20 +8,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.categorize import (
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.categorize import (
     PREDICTION_COLUMNS,
-    SiblingDisambiguator,
     categorize,
-    centroid_margin,
     children_table,
-    neighbour_vote,
     node_prompts,
     node_prototypes,
-    out_of_category,
-    out_of_category_signals,
     predict_categories,
 )
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.reranking.neighbours import neighbour_vote
+from seestocks_rank.reranking.out_of_category import centroid_margin, out_of_category, out_of_category_signals
+from seestocks_rank.reranking.siblings import SiblingDisambiguator
 
 TREE = Taxonomy.from_text("1 - A\n2 - A > A1\n3 - A > A2\n4 - B\n5 - B > B1\n")
 
@@ -133,7 +131,7 @@ def test_out_of_category_names_the_signal() -> None:
 
 
 def test_rules_keep_flagged_products_off_the_page_with_the_reason() -> None:
-    from seestocks_rank.rules import apply_rules
+    from seestocks_rank.rules.page_rules import apply_rules
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     scored = pl.DataFrame(
@@ -235,7 +233,7 @@ def test_centroid_margin_against_the_best_unrelated_page() -> None:
 
 
 def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_encoder) -> None:
-    from seestocks_rank.retrieval import category_centroids, page_prompt
+    from seestocks_rank.retrieval.centroids import category_centroids, page_prompt
 
     vectors = _catalog_vectors(hashing_encoder)
     pages = pl.DataFrame({"category_id": [3, 2, 5, 6]})  # not sorted: the pages are matched by id

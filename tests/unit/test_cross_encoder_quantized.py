@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from seestocks_rank.cross_encoder import CrossEncoder  # noqa: E402
+from seestocks_rank.models.cross_encoder import CrossEncoder  # noqa: E402
 from tests.unit.tiny_models import CONTEXTS, TITLES, tiny_cross_encoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from seestocks_rank import cross_encoder as ce_module  # noqa: E402
-from seestocks_rank.cross_encoder import annealed_lr_factor, training_precision  # noqa: E402
+from seestocks_rank.models import cross_encoder as ce_module  # noqa: E402
+from seestocks_rank.models.cross_encoder import annealed_lr_factor, training_precision  # noqa: E402
 from tests.unit.tiny_models import CONTEXTS, TITLES, tiny_cross_encoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

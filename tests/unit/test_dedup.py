@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from seestocks_rank.dedup import (
+from seestocks_rank.rules.dedup import (
     PAIR_FEATURES,
     OfferMatcher,
     candidate_pairs,
@@ -15,8 +15,8 @@ from seestocks_rank.dedup import (
     pair_features,
     pairwise_prf,
 )
-from seestocks_rank.rules import RuleConfig
-from seestocks_rank.rules import duplicate_groups as rules_duplicate_groups
+from seestocks_rank.rules.page_rules import RuleConfig
+from seestocks_rank.rules.page_rules import duplicate_groups as rules_duplicate_groups
 
 
 def test_rules_grouping_is_the_dedup_grouping() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from seestocks_rank.demo import BAD_ROW_KINDS, UNKNOWN_CATEGORY_ID, DemoPaths, generate_demo
+from seestocks_rank.synthetic.demo import BAD_ROW_KINDS, UNKNOWN_CATEGORY_ID, DemoPaths, generate_demo
 
 FILES = ("taxonomy", "catalog", "category_pages", "judgments", "truth")
 CATALOG_COLUMNS = ["product_id", "title", "retailer", "price", "currency", "category_id", "image_path",

@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.embedding_store import CHUNKS, MANIFEST, MANIFEST_COLUMNS, PREVIOUS_MANIFEST, EmbeddingStore
-from seestocks_rank.embeddings import array_series, embed_products, vectors
+from seestocks_rank.numeric import array_series, vectors
+from seestocks_rank.retrieval.embeddings import embed_products
+from seestocks_rank.store.embedding_store import CHUNKS, MANIFEST, MANIFEST_COLUMNS, PREVIOUS_MANIFEST, EmbeddingStore
 
 
 def _products() -> pl.DataFrame:
@@ -222,7 +223,7 @@ def test_empty_catalog_drops_everything(hashing_encoder, tmp_path) -> None:
 
 
 def test_hashing_bag_of_words_encoder_is_deterministic_and_clusters_shared_words() -> None:
-    from seestocks_rank.encoders import HashingEncoder
+    from seestocks_rank.models.encoders import HashingEncoder
 
     texts = ["Bosch Cordless Drills 18V", "cordless drill bosch", "Hot Sauce Tabasco", ""]
     a = HashingEncoder(dim=64).encode(texts)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from seestocks_rank.encoders import SentenceTransformerEncoder, resolve_device
+from seestocks_rank.models.encoders import SentenceTransformerEncoder, resolve_device
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from seestocks_rank.evaluation import naive_rankings, page_misplacement
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.evaluation.baselines import naive_rankings
+from seestocks_rank.evaluation.metrics import page_misplacement
+from seestocks_rank.inputs.taxonomy import Taxonomy
 
 TAXONOMY = """\
 1 - Food

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.features import FEATURE_COLUMNS, compute_features, name_match, robust_z
-from seestocks_rank.retrieval import category_centroids
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS, compute_features, name_match, robust_z
+from seestocks_rank.retrieval.centroids import category_centroids
 
 TAXONOMY = """\
 1 - Food

@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.features import FEATURE_COLUMNS
-from seestocks_rank.fusion import FusionModel, fit_calibration, relevance_levels, split_groups, train_fusion
+from seestocks_rank.evaluation.splits import split_groups
+from seestocks_rank.reranking.fusion import FusionModel, fit_calibration, relevance_levels, train_fusion
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 
 
 def test_relevance_levels_integer_grades() -> None:

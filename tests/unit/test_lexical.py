@@ -3,7 +3,7 @@ import math
 import polars as pl
 import pytest
 
-from seestocks_rank.lexical import bm25_scores, term_coverage, tokens
+from seestocks_rank.models.lexical import bm25_scores, term_coverage, tokens
 
 
 def test_tokens_lowercase_and_strip_plurals():

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from seestocks_rank.encoders import HashingEncoder
-from seestocks_rank.model_cache import CachedCrossEncoder, CachedTextEncoder
+from seestocks_rank.models.encoders import HashingEncoder
+from seestocks_rank.store.model_cache import CachedCrossEncoder, CachedTextEncoder
 
 NIGHT_1 = datetime(2026, 11, 1, 2, tzinfo=UTC)
 NIGHT_2 = NIGHT_1 + timedelta(days=1)

@@ -7,18 +7,12 @@ import json
 import numpy as np
 import polars as pl
 
-from seestocks_rank.quality import (
-    CachedEncoder,
-    catalog_frame,
-    clean_flipkart_paths,
-    dedup_benchmark,
-    inject_noise,
-    mistag_benchmark,
-    select_pages,
-    sibling_confusion,
-    taxonomy_from_paths,
-)
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.benchmarks.cli import CachedEncoder
+from seestocks_rank.benchmarks.datasets import catalog_frame, clean_flipkart_paths, taxonomy_from_paths
+from seestocks_rank.benchmarks.dedup import dedup_benchmark
+from seestocks_rank.benchmarks.mistag import inject_noise, mistag_benchmark, select_pages
+from seestocks_rank.benchmarks.siblings import sibling_confusion
+from seestocks_rank.inputs.taxonomy import Taxonomy
 
 
 def test_clean_flipkart_paths_drops_product_and_brand_levels() -> None:

@@ -5,22 +5,23 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.relevance import (
-    LinearBlend,
-    choose_within_one_standard_error,
-    evaluate,
+from seestocks_rank.evaluation.harness import evaluate
+from seestocks_rank.evaluation.metrics import (
     grade_thresholds,
-    load_eval_judgments,
-    paired_differences,
-    paired_standard_error,
     per_query_metrics,
     ranked,
     ranking_metrics,
     selection_contributions,
     selection_score,
     summarize_metrics,
-    train_fusion_ranker,
 )
+from seestocks_rank.evaluation.selection import LinearBlend, train_fusion_ranker
+from seestocks_rank.evaluation.statistics import (
+    choose_within_one_standard_error,
+    paired_differences,
+    paired_standard_error,
+)
+from seestocks_rank.inputs.judgments import load_eval_judgments
 
 
 def _dcg(gains: list[float]) -> float:

@@ -12,15 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from seestocks_rank import cross_encoder as cross_encoder_module  # noqa: E402
-from seestocks_rank import relevance  # noqa: E402
-from seestocks_rank.cross_encoder import CrossEncoder, CrossEncoderEnsemble  # noqa: E402
-from seestocks_rank.relevance import (  # noqa: E402
-    RelevanceModels,
-    evaluate,
-    train_fusion_models,
-    train_relevance_models,
-)
+from seestocks_rank.evaluation import training  # noqa: E402
+from seestocks_rank.evaluation.harness import RelevanceModels, evaluate  # noqa: E402
+from seestocks_rank.evaluation.splits import query_folds  # noqa: E402
+from seestocks_rank.evaluation.training import train_fusion_models, train_relevance_models  # noqa: E402
+from seestocks_rank.models import cross_encoder as cross_encoder_module  # noqa: E402
+from seestocks_rank.models.cross_encoder import CrossEncoder, CrossEncoderEnsemble  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,7 +69,7 @@ def spies(monkeypatch: pytest.MonkeyPatch, tiny_base: Path) -> dict[str, list]:
     ``relevance_features`` result."""
     monkeypatch.setattr(cross_encoder_module, "default_text_model_path", lambda: tiny_base)
     calls: dict[str, list] = {"train": [], "features": []}
-    train, features = CrossEncoder.train, relevance.relevance_features
+    train, features = CrossEncoder.train, training.relevance_features
 
     def spy_train(self: CrossEncoder, contexts: list[str], titles: list[str], labels: np.ndarray, **kwargs):  # noqa: ANN202
         calls["train"].append({"contexts": set(contexts), "budget_seconds": kwargs["budget_seconds"]})
@@ -83,7 +80,7 @@ def spies(monkeypatch: pytest.MonkeyPatch, tiny_base: Path) -> dict[str, list]:
         return calls["features"][-1]
 
     monkeypatch.setattr(CrossEncoder, "train", spy_train)
-    monkeypatch.setattr(relevance, "relevance_features", spy_features)
+    monkeypatch.setattr(training, "relevance_features", spy_features)
     return calls
 
 
@@ -118,7 +115,7 @@ def test_out_of_fold_cross_encoders_train_serve_as_ensemble_and_can_be_reused(
     assert [c["budget_seconds"] for c in spies["train"]] == [30.0, 30.0]
     query_fold = json.loads((out / record["fold_assignment"]).read_text())["query_fold"]
     assert set(query_fold) == set(j["query_id"]) and set(query_fold.values()) == {0, 1}
-    recomputed = relevance.query_folds(j["query_id"], 2, record["fold_seed"]).tolist()
+    recomputed = query_folds(j["query_id"], 2, record["fold_seed"]).tolist()
     assert query_fold == dict(zip(j["query_id"], recomputed, strict=True))
     query_of = dict(zip(j["query_id"], j["query"], strict=True))
     for i, call in enumerate(spies["train"]):

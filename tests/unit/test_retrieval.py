@@ -6,16 +6,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.retrieval import (
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.retrieval.centroids import (
     ancestor_pairs,
-    build_index,
     category_centroids,
     page_members,
     page_prompt,
     robust_centroid,
-    search_candidates,
 )
-from seestocks_rank.taxonomy import Taxonomy
+from seestocks_rank.retrieval.index import build_index, search_candidates
 
 # 1 Food
 #   2 Food > Vegetables
@@ -174,7 +173,7 @@ def _brute_force_topk(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
 
 
 def _centroid_frame(queries: np.ndarray, ids: list[int]) -> pl.DataFrame:
-    from seestocks_rank.embeddings import array_series
+    from seestocks_rank.numeric import array_series
 
     return pl.DataFrame({"category_id": ids}).with_columns(array_series("centroid", queries))
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.rules import RuleConfig, apply_rules, duplicate_groups, number_signature
+from seestocks_rank.rules.page_rules import RuleConfig, apply_rules, duplicate_groups, number_signature
 
 REF = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 DIM = 64

@@ -9,7 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from seestocks_rank.storage import TableStore, publish_duckdb, write_parquet_atomic
+from seestocks_rank.store.publication import publish_duckdb
+from seestocks_rank.store.tables import TableStore, write_parquet_atomic
 
 
 def _leftovers(folder: Path) -> list[str]:

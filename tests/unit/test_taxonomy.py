@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.taxonomy import Taxonomy, TaxonomyError
+from seestocks_rank.inputs.taxonomy import Taxonomy, TaxonomyError
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "google_taxonomy"
 EN_US = DATA_DIR / "taxonomy-with-ids.en-US.txt"

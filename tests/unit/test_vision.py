@@ -11,20 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-from seestocks_rank import vision
-from seestocks_rank.embedding_store import EmbeddingStore
-from seestocks_rank.embeddings import embed_products, fuse, image_vectors
-from seestocks_rank.features import compute_features
-from seestocks_rank.retrieval import visual_prototypes
-from seestocks_rank.vision import (
+from seestocks_rank.models import vision
+from seestocks_rank.models.images import ImageEmbeddings, load_image
+from seestocks_rank.models.vision import (
     CheckpointMismatchError,
     LazyVisionModel,
-    load_image,
     load_vision_model,
     resolve_precision,
     save_checkpoint,
 )
-from seestocks_rank.vlm_training import TrainConfig, save_training, train_contrastive
+from seestocks_rank.models.vlm_training import TrainConfig, save_training, train_contrastive
+from seestocks_rank.reranking.signals import compute_features
+from seestocks_rank.retrieval.centroids import visual_prototypes
+from seestocks_rank.retrieval.embeddings import embed_products, fuse, image_vectors
+from seestocks_rank.store.embedding_store import EmbeddingStore
 
 TINY = "rn-tiny"
 COLOURS = {
@@ -240,7 +240,7 @@ class _FakeImageModel:
         ok = np.array(["bad" not in p for p in paths])
         vecs[ok, 0] = 1.0
         reasons = [None if good else "corrupt" for good in ok]
-        return vision.ImageEmbeddings(vecs, ok, reasons)
+        return ImageEmbeddings(vecs, ok, reasons)
 
 
 def test_embed_products_with_images(hashing_encoder, tmp_path) -> None:
@@ -318,8 +318,8 @@ def test_visual_prototypes() -> None:
 
 
 def test_compute_features_fills_visual_similarity(hashing_encoder, tmp_path: Path) -> None:
-    from seestocks_rank.retrieval import category_centroids
-    from seestocks_rank.taxonomy import Taxonomy
+    from seestocks_rank.inputs.taxonomy import Taxonomy
+    from seestocks_rank.retrieval.centroids import category_centroids
 
     tax_file = tmp_path / "tax.txt"
     tax_file.write_text("1 - A\n2 - A > B\n3 - A > C\n")
@@ -356,7 +356,8 @@ def test_compute_features_fills_visual_similarity(hashing_encoder, tmp_path: Pat
 
 
 def test_demo_can_draw_product_images(tmp_path: Path) -> None:
-    from seestocks_rank.demo import draw_product_image, generate_demo
+    from seestocks_rank.synthetic.demo import generate_demo
+    from seestocks_rank.synthetic.demo_images import draw_product_image
 
     paths = generate_demo(tmp_path / "d", n_products=300, n_retailers=3, seed=1, images=True)
     catalog = pl.read_csv(paths.catalog, infer_schema=False)

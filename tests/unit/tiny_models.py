@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from seestocks_rank.cross_encoder import CrossEncoder
+from seestocks_rank.models.cross_encoder import CrossEncoder
 
 CONTEXTS = ["cordless drill", "pvc pipe 1/2 in", "white paint", "led light bulb", "garden hose", "door lock"]
 TITLES = [

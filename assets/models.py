@@ -1,0 +1,251 @@
+"""The trained models the pipeline serves, as versioned assets: the fine-tuned vision-language model, the
+cross-encoder and the fusion ranker. Each asset's table is the registry row the stages read."""
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import timed
+from assets.reranking import RERANKING
+from resources import CrossEncoderResource, RankingSettings, StorageResource, VisionModelResource
+from seestocks_rank.inputs.judgments import judged_pairs
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
+from seestocks_rank.models.vision import architecture_name
+from seestocks_rank.models.vlm_training import (
+    CHECKPOINT_FILE,
+    LOSS_CURVE_FILE,
+    META_FILE,
+    save_training,
+    train_contrastive,
+    training_version,
+)
+from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.reranking.features import candidate_features
+from seestocks_rank.reranking.fusion import train_fusion
+from seestocks_rank.retrieval.centroids import page_prompt
+from seestocks_rank.store.embedding_store import EmbeddingStore
+
+RETRIEVAL = "retrieval"
+
+
+REGISTRY_SCHEMA = {
+    "version": pl.String,
+    "status": pl.String,
+    "path": pl.String,
+    "architecture": pl.String,
+    "trained_at": pl.Datetime("us", "UTC"),
+    "metrics": pl.String,
+}
+
+
+def _row(**values: object) -> pl.DataFrame:
+    return pl.DataFrame({k: [values.get(k)] for k in REGISTRY_SCHEMA}, schema=REGISTRY_SCHEMA)
+
+
+def _png_markdown(path: Path) -> dg.MetadataValue:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![training loss](data:image/png;base64,{data})\n\n`{path}`")
+
+
+@dg.asset(group_name=RETRIEVAL, kinds={"pytorch", "parquet"})
+def vlm_checkpoint(
+    context: dg.AssetExecutionContext,
+    catalog: pl.DataFrame,
+    vision: VisionModelResource,
+    storage: StorageResource,
+) -> pl.DataFrame:
+    """open_clip fine-tuned contrastively on the catalog's (image, title) pairs, from ``checkpoint_path`` or
+    from random initialisation, saved under ``models/vlm/<version>/`` (the version hashes the pairs, the
+    architecture, the start checkpoint and the training settings, so an unchanged catalog reuses it).
+
+    One registry row: ``status`` is ``trained``, ``reused``, ``configured`` (fine-tuning off: the configured
+    checkpoint as is) or ``skipped`` (no images, or the image path is off); ``path`` is what
+    ``product_embeddings`` loads (null: text only)."""
+    arch = architecture_name(vision.architecture)
+    if not vision.enabled_for(catalog):
+        context.add_output_metadata({"status": "skipped", "reason": f"mode={vision.mode}, no image paths in catalog"})
+        return _row(status="skipped", architecture=arch)
+    if not vision.fine_tune:
+        path = vision.checkpoint_path or None
+        context.add_output_metadata({"status": "configured", "path": str(path)})
+        return _row(status="configured", path=path, architecture=arch, version=vision.model(path).model_version)
+
+    pairs = (
+        catalog.filter(pl.col("image_path").is_not_null()).unique(["image_path", "title"]).sort("image_path", "title")
+    )
+    paths, titles = pairs.get_column("image_path").to_list(), pairs.get_column("title").to_list()
+    config = vision.train_config()
+    version = training_version(arch, vision.checkpoint_path or None, paths, titles, config)
+    folder = storage.models_dir / "vlm" / version
+    checkpoint = folder / CHECKPOINT_FILE
+    if checkpoint.exists() and (folder / META_FILE).exists():
+        meta = json.loads((folder / META_FILE).read_text())
+        context.add_output_metadata(
+            {
+                "status": "reused",
+                "version": version,
+                "path": dg.MetadataValue.path(str(checkpoint)),
+                "loss_curve": _png_markdown(folder / LOSS_CURVE_FILE),
+                "train": dg.MetadataValue.json(meta.get("train", {})),
+            }
+        )
+        return _row(version=version, status="reused", path=str(checkpoint), architecture=arch,
+                    trained_at=datetime.now(UTC), metrics=json.dumps(meta.get("train", {})))  # fmt: skip
+
+    model = vision.model(vision.checkpoint_path or None, training=True).loaded
+    timings: dict[str, float] = {}
+    with timed(timings, "train_s"):
+        result = train_contrastive(model, paths, titles, config, log=context.log.info)
+    save_training(
+        model,
+        result,
+        folder,
+        architecture=vision.architecture,
+        meta={"version": version, "start_checkpoint": vision.checkpoint_path or None, "pairs": len(paths)},
+    )
+    summary = result.summary()
+    context.add_output_metadata(
+        {
+            "status": "trained",
+            "version": version,
+            "path": dg.MetadataValue.path(str(checkpoint)),
+            "loss_curve": _png_markdown(folder / LOSS_CURVE_FILE),
+            "train": dg.MetadataValue.json(summary),
+            "device": model.device,
+            **timings,
+        }
+    )
+    return _row(version=version, status="trained", path=str(checkpoint), architecture=arch,
+                trained_at=datetime.now(UTC), metrics=json.dumps(summary))  # fmt: skip
+
+
+@dg.asset(group_name=RERANKING, kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])
+def fusion_model(
+    context: dg.AssetExecutionContext,
+    judgments: pl.DataFrame,
+    catalog: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
+    taxonomy_centroids: pl.DataFrame,
+    taxonomy: pl.DataFrame,
+    predicted_categories: pl.DataFrame,
+    cross_encoder: CrossEncoderResource,
+    storage: StorageResource,
+    settings: RankingSettings,
+) -> pl.DataFrame:
+    """Train the lambdarank fusion on the judged (page, product) pairs; save it under
+    ``models/fusion/<version>/``. The table is the model registry row the scoring stage reads."""
+    pages = taxonomy_centroids.get_column("category_id")
+    signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    with storage.cached_cross_encoder(cross_encoder.load()) as model:
+        pairs = judged_pairs(judgments, catalog, pages)
+        judged = candidate_features(pairs, signals, taxonomy_centroids, cross_encoder=model)
+    timings: dict[str, float] = {}
+    with timed(timings, "train_s"):
+        model = train_fusion(judged, seed=settings.seed)
+    folder = model.save(storage.models_dir / "fusion" / model.version)
+    importances = model.importances()
+    context.add_output_metadata(
+        {
+            "version": model.version,
+            "judged_pairs": judged.height,
+            "judgments_unmatched": judgments.height
+            - judgments.join(catalog.select("product_id"), on="product_id", how="semi").height,
+            "feature_importance_gain": dg.MetadataValue.json(importances),
+            **{k: float(v) for k, v in model.metrics.items()},
+            **timings,
+            "path": dg.MetadataValue.path(str(folder)),
+        }
+    )
+    return pl.DataFrame(
+        {
+            "version": [model.version],
+            "path": [str(folder)],
+            "trained_at": [datetime.now(UTC)],
+            "features": [json.dumps(model.features)],
+            "metrics": [json.dumps(model.metrics)],
+            "feature_importance": [json.dumps(importances)],
+        }
+    )
+
+
+def pipeline_judgments(judgments: pl.DataFrame, catalog: pl.DataFrame, pages: pl.DataFrame) -> pl.DataFrame:
+    """The pipeline's judgments in the evaluation format: each page is a query whose text is the
+    page prompt the cross-encoder reads at serving time."""
+    pairs = judged_pairs(judgments, catalog, pages.get_column("category_id"))
+    prompts = pages.select("category_id", pl.col("path").map_elements(page_prompt, pl.Utf8).alias("query"))
+    return (
+        pairs.join(prompts, on="category_id")
+        .join(catalog.select("offer_id", "title", "price", "retailer"), on="offer_id")
+        .select(
+            pl.col("category_id").cast(pl.Utf8).alias("query_id"),
+            "query",
+            pl.col("offer_id").alias("product_id"),
+            "title",
+            "grade",
+            "price",
+            "retailer",
+        )
+        .sort("query_id", "product_id")
+    )
+
+
+def _fingerprint(rows: pl.DataFrame, settings: RankingSettings) -> str:
+    h = hashlib.sha1(f"{settings.cross_encoder_minutes}:{settings.cross_encoder_epochs}:{settings.seed}".encode())
+    for row in rows.select("query", "title", "grade").iter_rows():
+        h.update(repr(row).encode())
+    return h.hexdigest()[:12]
+
+
+@dg.asset(group_name=RERANKING, kinds={"pytorch"})
+def cross_encoder_model(
+    context: dg.AssetExecutionContext,
+    judgments: pl.DataFrame,
+    catalog: pl.DataFrame,
+    category_pages: pl.DataFrame,
+    cross_encoder: CrossEncoderResource,
+    settings: RankingSettings,
+) -> pl.DataFrame:
+    """Fine-tune the MiniLM cross-encoder on the judgments (page prompt, title, grade) within
+    ``cross_encoder_minutes``; reuses the saved model when the training data and settings are
+    unchanged. With ``cross_encoder_minutes = 0`` it only registers the model already in the
+    folder (for instance one trained on other judgments with ``seestocks-rank train``)."""
+    folder = cross_encoder.folder
+    rows = pipeline_judgments(judgments, catalog, category_pages)
+    fingerprint = _fingerprint(rows, settings)
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).exists() else {}
+    status = "reused"
+    if settings.cross_encoder_minutes > 0 and manifest.get("training_data") != fingerprint:
+        lo, hi = float(rows["grade"].min()), float(rows["grade"].max())
+        model = CrossEncoder.from_pretrained(device=cross_encoder.compute.torch_device(), seed=settings.seed)
+        report = model.train(
+            rows.get_column("query").to_list(),
+            rows.get_column("title").to_list(),
+            ((rows.get_column("grade") - lo) / max(hi - lo, 1e-9)).to_numpy(),
+            budget_seconds=settings.cross_encoder_minutes * 60,
+            max_epochs=settings.cross_encoder_epochs,
+            seed=settings.seed,
+            log=context.log.info,
+        )
+        model.save(folder, extra={"training_data": fingerprint, "train_pairs": rows.height, **report.__dict__})
+        manifest = json.loads((folder / MANIFEST).read_text())
+        status = "trained"
+    elif not manifest:
+        status = "absent"
+    context.add_output_metadata(
+        {
+            "status": status,
+            "version": manifest.get("version", "none"),
+            "path": dg.MetadataValue.path(str(folder)),
+            "train_pairs": int(manifest.get("train_pairs", 0)),
+            "pairs_per_second": float(manifest.get("pairs_per_second", 0.0)),
+            "epochs": float(manifest.get("epochs", 0.0)),
+            "training_precision": str(manifest.get("precision", "float32")),
+        }
+    )
+    return pl.DataFrame({"version": [manifest.get("version")], "path": [str(folder)], "status": [status]})

@@ -1,0 +1,140 @@
+"""Stage 2, reranking: the catalog's predicted categories, the signals per (page, candidate) and the fused scores."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from assets._metadata import few_pages_only, preview, timed
+from assets.partitions import category_pages_partitions, single_run
+from resources import CrossEncoderResource, RankingSettings, StorageResource, TextModelResource
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.categorize import predict_categories
+from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.reranking.features import candidate_features
+from seestocks_rank.reranking.fusion import FusionModel
+from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS
+from seestocks_rank.store.embedding_store import EmbeddingStore
+
+RERANKING = "reranking"
+
+
+@dg.asset(group_name=RERANKING, kinds={"numpy", "parquet"})
+def predicted_categories(
+    context: dg.AssetExecutionContext,
+    catalog: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
+    taxonomy: pl.DataFrame,
+    text_model: TextModelResource,
+    storage: StorageResource,
+) -> pl.DataFrame:
+    """A taxonomy category per offer from the hierarchical tree walk over the title embeddings (node
+    prototypes from the node prompts and the catalog's own tags, sibling disambiguation); offers whose
+    title and tag did not change since the last run keep their prediction."""
+    tree = Taxonomy.from_nodes(taxonomy)
+    products = catalog.select("offer_id", "title", "category_id")
+    title_vectors = product_embeddings.vectors("text", products.get_column("offer_id"))
+    timings: dict[str, float] = {}
+    with timed(timings, "categorize_s"):
+        previous = storage.store.read_if_exists("predicted_categories")
+        with storage.cached_text_encoder(text_model.encoder()) as encoder:  # node prompts: same every night
+            predicted = predict_categories(products, title_vectors, tree, encoder, previous=previous)
+    walked = predicted.height if previous is None else predicted.join(previous, on="content_hash", how="anti").height
+    tags = products.get_column("category_id").to_numpy()
+    calls = predicted.get_column("predicted_category_id").to_numpy()
+    agrees = tree.is_within(calls, tags) | tree.is_within(tags, calls)  # same branch as the retailer's tag
+    context.add_output_metadata(
+        {
+            "offers": predicted.height,
+            "walked": walked,
+            "categories": len(tree),
+            "agrees_with_tag_share": round(float(agrees.mean()), 4) if predicted.height else 0.0,
+            "disambiguated_share": round(float(predicted.get_column("disambiguated").mean() or 0.0), 4),
+            **timings,
+            "preview": preview(predicted, 10),
+        }
+    )
+    return predicted
+
+
+@dg.asset(
+    group_name=RERANKING,
+    partitions_def=category_pages_partitions,
+    backfill_policy=single_run,
+    kinds={"polars", "parquet"},
+    deps=["cross_encoder_model"],
+)
+def cross_encoder_features(
+    context: dg.AssetExecutionContext,
+    candidate_sets: pl.DataFrame,
+    catalog: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
+    predicted_categories: pl.DataFrame,
+    taxonomy_centroids: pl.DataFrame,
+    taxonomy: pl.DataFrame,
+    cross_encoder: CrossEncoderResource,
+    storage: StorageResource,
+    settings: RankingSettings,
+) -> pl.DataFrame:
+    """Title-category coherence (the cross-encoder reads page path and title jointly, plus bi-encoder
+    and lexical signals), taxonomic distance of the assigned and the predicted category, price fit and
+    visual similarity per candidate; and the out-of-category filter (``out_of_category_reason`` names the
+    signal that disagrees: title, visual or price). Pairs the same cross-encoder scored on an earlier run
+    are not scored again (``StorageResource.cached_cross_encoder``)."""
+    timings: dict[str, float] = {}
+    with timed(timings, "catalog_signals_s"):
+        signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    with storage.cached_cross_encoder(cross_encoder.load()) as model:
+        features = candidate_features(
+            candidate_sets,
+            signals,
+            taxonomy_centroids,
+            cross_encoder=model,
+            out_of_category_config=OutOfCategoryConfig() if settings.out_of_category_filter else None,
+            timings=timings,
+        )
+    if model is not None:
+        timings |= {"cross_encoder_pairs_scored": model.computed, "cross_encoder_pairs_reused": model.reused}
+    flagged = int(features.get_column("out_of_category").sum()) if "out_of_category" in features.columns else 0
+    null_share = {c: round(features.get_column(c).null_count() / max(features.height, 1), 3) for c in FEATURE_COLUMNS}
+    context.add_output_metadata(
+        {
+            "rows": features.height,
+            "pages": len(context.partition_keys),
+            "out_of_category": flagged,
+            "null_share": dg.MetadataValue.json(null_share),
+            **timings,
+            **few_pages_only(context, preview=preview(features, 10)),
+        }
+    )
+    return features
+
+
+@dg.asset(
+    group_name=RERANKING,
+    partitions_def=category_pages_partitions,
+    backfill_policy=single_run,
+    kinds={"lightgbm", "parquet"},
+    check_specs=[dg.AssetCheckSpec("scores_finite", asset="fused_scores")],
+)
+def fused_scores(context: dg.AssetExecutionContext, cross_encoder_features: pl.DataFrame, fusion_model: pl.DataFrame):
+    """The fusion model's score and calibrated confidence for every candidate."""
+    model = FusionModel.load(Path(fusion_model.get_column("path")[0]))
+    timings: dict[str, float] = {}
+    with timed(timings, "predict_s"):
+        scored = model.predict(cross_encoder_features)
+    bad = int((~np.isfinite(scored.get_column("score").to_numpy())).sum()) if scored.height else 0
+    yield dg.Output(
+        scored,
+        metadata={
+            "rows": scored.height,
+            "model_version": model.version,
+            **timings,
+            **few_pages_only(
+                context, preview=preview(scored.sort("category_id", "score", descending=[False, True]), 10)
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(check_name="scores_finite", passed=bad == 0, metadata={"non_finite_scores": bad})

@@ -1,0 +1,378 @@
+"""Catalog loading: schema contract, vectorised row validation and quarantine of bad rows.
+
+A catalog is a Parquet or CSV table with one row per retailer offer. :func:`load_catalog` reads it,
+checks the column contract (raising :class:`CatalogSchemaError` for schema problems) and splits the
+rows into clean ``products`` (exact dtypes, keyed by ``offer_id``) and a ``quarantine`` table that
+keeps every bad row's original values as text together with the reason(s) it was rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from seestocks_rank.inputs.files import read_table
+
+__all__ = [
+    "MAX_TITLE_CHARS",
+    "MIN_TITLE_CHARS",
+    "OPTIONAL_COLUMNS",
+    "PRODUCT_SCHEMA",
+    "QUARANTINE_REASONS",
+    "REQUIRED_COLUMNS",
+    "CatalogLoad",
+    "CatalogSchemaError",
+    "load_catalog",
+    "read_table",
+    "validate_catalog",
+]
+
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "product_id",
+    "title",
+    "retailer",
+    "price",
+    "currency",
+    "category_id",
+    "last_seen",
+)
+
+
+OPTIONAL_COLUMNS: tuple[str, ...] = ("image_path", "description", "brand")
+
+
+CONTRACT_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+MAX_TITLE_CHARS = 400
+
+
+MIN_TITLE_CHARS = 3
+
+
+PRODUCT_SCHEMA: dict[str, pl.DataType] = {
+    "offer_id": pl.String(),
+    "product_id": pl.String(),
+    "title": pl.String(),
+    "retailer": pl.String(),
+    "price": pl.Float64(),
+    "currency": pl.String(),
+    "category_id": pl.Int64(),
+    "image_path": pl.String(),
+    "last_seen": pl.Datetime("us", "UTC"),
+    "description": pl.String(),
+    "brand": pl.String(),
+}
+
+
+QUARANTINE_REASONS: tuple[str, ...] = (
+    "missing_product_id",
+    "missing_title",
+    "absurd_title_length",
+    "non_numeric_price",
+    "non_positive_price",
+    "missing_retailer",
+    "missing_currency",
+    "unknown_category",
+    "bad_last_seen",
+    "unreadable_image",
+    "duplicate_offer",
+)
+
+
+REASON_SEPARATOR = "; "
+
+
+# ISO 8601 variants tried in order, after normalising "T" -> " " and a trailing "Z" -> "+00:00".
+_AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
+
+
+_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+_UTC = pl.Datetime("us", "UTC")
+
+
+class CatalogSchemaError(ValueError):
+    """The catalog violates the column contract; the message names each offending column."""
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogLoad:
+    """Result of validating a catalog: clean ``products`` and rejected rows in ``quarantine``."""
+
+    products: pl.DataFrame
+    quarantine: pl.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Row counts: ``rows``, ``products``, ``quarantined`` and ``quarantined.<reason>`` per reason."""
+        per_reason = dict.fromkeys(QUARANTINE_REASONS, 0)
+        if self.quarantine.height:
+            reasons = self.quarantine["reason"].str.split(REASON_SEPARATOR).explode()
+            per_reason.update(reasons.value_counts().iter_rows())
+        kept = int(self.quarantine["kept_without_image"].sum()) if self.quarantine.height else 0
+        counts = {
+            "rows": self.products.height + self.quarantine.height - kept,
+            "products": self.products.height,
+            "quarantined": self.quarantine.height - kept,
+            "kept_without_image": kept,
+        }
+        counts.update({f"quarantined.{reason}": int(n) for reason, n in per_reason.items()})
+        return counts
+
+
+# ---------------------------------------------------------------------------- schema
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def _is_numeric_or_text(dtype: pl.DataType) -> bool:
+    return dtype.is_numeric() or _is_text(dtype)
+
+
+def _is_temporal_or_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime) or _is_text(dtype)
+
+
+def _is_integer_or_text(dtype: pl.DataType) -> bool:
+    return dtype.is_integer() or _is_text(dtype)
+
+
+_DTYPE_RULES: dict[str, tuple[Callable[[pl.DataType], bool], str]] = {
+    "product_id": (_is_numeric_or_text, "a string or integer column"),
+    "price": (_is_numeric_or_text, "a numeric or string column"),
+    "category_id": (_is_numeric_or_text, "an integer or string column"),
+    "last_seen": (_is_temporal_or_text, "a datetime, date or ISO 8601 string column"),
+}
+
+
+_TEXT_RULE = (_is_text, "a string column")
+
+
+def _check_schema(schema: pl.Schema) -> None:
+    """Raise :class:`CatalogSchemaError` listing every missing or mistyped contract column."""
+    problems = [f"required column {c!r} is missing" for c in REQUIRED_COLUMNS if c not in schema]
+    for column in CONTRACT_COLUMNS:
+        if column not in schema:
+            continue
+        accepts, expected = _DTYPE_RULES.get(column, _TEXT_RULE)
+        if not accepts(schema[column]):
+            problems.append(f"column {column!r} has dtype {schema[column]}; expected {expected}")
+    if problems:
+        raise CatalogSchemaError("catalog schema error: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------- normalisation
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """Strip surrounding whitespace; empty strings become null."""
+    stripped = expr.str.strip_chars()
+    return pl.when(stripped.str.len_chars() > 0).then(stripped)
+
+
+def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Original value as text; integral floats are rendered without a trailing ``.0``."""
+    col = pl.col(column)
+    if dtype.is_float():
+        integral = col.is_finite() & (col == col.round())
+        return pl.when(integral).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(col.cast(pl.String))
+    return col.cast(pl.String)
+
+
+def _parse_price(column: str, dtype: pl.DataType) -> pl.Expr:
+    if _is_text(dtype):
+        return _blank_to_null(pl.col(column).cast(pl.String)).cast(pl.Float64, strict=False)
+    return pl.col(column).cast(pl.Float64, strict=False)
+
+
+def _parse_category(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Integer category id, or null when missing or not integral."""
+    col = pl.col(column)
+    if dtype.is_integer():
+        return col.cast(pl.Int64, strict=False)
+    as_float = col.cast(pl.Float64, strict=False)
+    if _is_text(dtype):
+        text = _blank_to_null(col.cast(pl.String))
+        as_float = text.cast(pl.Float64, strict=False)
+        exact = text.cast(pl.Int64, strict=False)
+    else:
+        exact = pl.lit(None, dtype=pl.Int64)
+    integral = as_float.is_finite() & (as_float == as_float.round()) & (as_float.abs() < 2.0**53)
+    return pl.coalesce(exact, pl.when(integral).then(as_float.cast(pl.Int64, strict=False)))
+
+
+def _parse_last_seen(column: str, dtype: pl.DataType) -> pl.Expr:
+    """UTC timestamp; naive values are taken as UTC, unparseable values become null."""
+    col = pl.col(column)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return col.dt.replace_time_zone("UTC").cast(_UTC)
+        return col.dt.convert_time_zone("UTC").cast(_UTC)
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    text = (
+        _blank_to_null(col.cast(pl.String))
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
+        .str.replace(r"[Zz]$", "+00:00")
+    )
+    aware = [text.str.to_datetime(f, strict=False, time_unit="us").cast(_UTC) for f in _AWARE_FORMATS]
+    naive = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC") for f in _NAIVE_FORMATS]
+    return pl.coalesce(*aware, *naive)
+
+
+def _resolve_image(column: str, image_root: Path) -> pl.Expr:
+    """Absolute image path: relative paths are joined onto ``image_root``."""
+    path = _blank_to_null(pl.col(column).cast(pl.String))
+    root = str(image_root).rstrip("/") + "/"
+    return pl.when(path.str.starts_with("/")).then(path).otherwise(pl.lit(root) + path)
+
+
+def _image_is_readable(path: str) -> bool:
+    """True when PIL can open and verify the file."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # any decoder/IO failure means the image is unusable
+        return False
+    return True
+
+
+def _unreadable_images(paths: Iterable[str]) -> list[str]:
+    """The subset of ``paths`` that are missing or not decodable (checked concurrently; I/O bound)."""
+    unique = sorted(set(paths))
+    if not unique:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(unique))) as pool:
+        ok = list(pool.map(_image_is_readable, unique))
+    return [p for p, good in zip(unique, ok, strict=True) if not good]
+
+
+def validate_catalog(
+    raw: pl.DataFrame,
+    known_category_ids: np.ndarray | set[int] | Iterable[int],
+    *,
+    image_root: Path | None = None,
+    check_images: bool = True,
+    max_title_chars: int = MAX_TITLE_CHARS,
+    min_title_chars: int = MIN_TITLE_CHARS,
+) -> CatalogLoad:
+    """Check the column contract and split ``raw`` into clean products and quarantined rows.
+
+    Raises :class:`CatalogSchemaError` for missing or mistyped columns. Relative image paths resolve
+    against ``image_root`` (default: the working directory); ``check_images`` verifies each image
+    with PIL. Each quarantined row lists all of its reasons; ``duplicate_offer`` applies only to
+    later occurrences among otherwise valid rows.
+    """
+    _check_schema(raw.schema)
+    missing_optional = [c for c in OPTIONAL_COLUMNS if c not in raw.columns]
+    frame = raw.select(
+        *(c for c in CONTRACT_COLUMNS if c in raw.columns),
+        *(pl.lit(None, dtype=pl.String).alias(c) for c in missing_optional),
+    )
+    schema = frame.schema
+    if isinstance(known_category_ids, np.ndarray | list | tuple):
+        known_ids = np.asarray(known_category_ids, dtype=np.int64).ravel()
+    else:
+        known_ids = np.fromiter(known_category_ids, dtype=np.int64)
+    known = pl.Series("known", known_ids)
+    root = Path(image_root) if image_root is not None else Path.cwd()
+    root = root.resolve()
+
+    orig = {c: _as_text(c, schema[c]) for c in CONTRACT_COLUMNS}
+    title = _blank_to_null(orig["title"].str.replace_all(r"\s+", " "))
+    frame = frame.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
+        *(expr.alias(f"__orig_{c}") for c, expr in orig.items()),
+        _blank_to_null(orig["product_id"]).alias("product_id"),
+        title.alias("title"),
+        _blank_to_null(orig["retailer"]).alias("retailer"),
+        _parse_price("price", schema["price"]).alias("price"),
+        _blank_to_null(orig["currency"]).str.to_uppercase().alias("currency"),
+        _parse_category("category_id", schema["category_id"]).alias("category_id"),
+        _resolve_image("image_path", root).alias("image_path"),
+        _parse_last_seen("last_seen", schema["last_seen"]).alias("last_seen"),
+        _blank_to_null(orig["description"]).alias("description"),
+        _blank_to_null(orig["brand"]).alias("brand"),
+    )
+
+    unreadable = pl.lit(False)
+    if check_images:
+        bad_paths = _unreadable_images(frame["image_path"].drop_nulls().to_list())
+        unreadable = pl.col("image_path").is_in(pl.Series(bad_paths, dtype=pl.String)).fill_null(False)
+
+    title_len = pl.col("title").str.len_chars()
+    price = pl.col("price")
+    checks: dict[str, pl.Expr] = {
+        "missing_product_id": pl.col("product_id").is_null(),
+        "missing_title": pl.col("title").is_null(),
+        "absurd_title_length": (title_len < min_title_chars) | (title_len > max_title_chars),
+        "non_numeric_price": price.is_null(),
+        "non_positive_price": ~price.is_finite() | (price <= 0),
+        "missing_retailer": pl.col("retailer").is_null(),
+        "missing_currency": pl.col("currency").is_null(),
+        "unknown_category": ~pl.col("category_id").is_in(known).fill_null(False),
+        "bad_last_seen": pl.col("last_seen").is_null(),
+    }
+    reason = pl.concat_str(
+        [pl.when(cond.fill_null(False)).then(pl.lit(name)) for name, cond in checks.items()],
+        separator=REASON_SEPARATOR,
+        ignore_nulls=True,
+    )
+    # An unreadable image is not a reason to drop the product: it goes on without its image (null
+    # image_path, hence a null image embedding) and the quarantine table records the bad file.
+    frame = frame.with_columns(
+        pl.when(reason.str.len_chars() > 0).then(reason).alias("__reason"),
+        pl.when(unreadable).then(pl.lit("unreadable_image")).alias("__soft"),
+    )
+    valid = pl.col("__reason").is_null()
+    later_duplicate = valid & (pl.int_range(pl.len()).over("product_id", "retailer", valid) > 0)
+    frame = frame.with_columns(
+        pl.when(later_duplicate).then(pl.lit("duplicate_offer")).otherwise(pl.col("__reason")).alias("__reason")
+    )
+
+    kept = pl.col("__reason").is_null()
+    products = (
+        frame.filter(kept)
+        .select(
+            pl.concat_str("retailer", pl.lit("|"), "product_id").alias("offer_id"),
+            *(pl.col(c) for c in PRODUCT_SCHEMA if c not in ("offer_id", "image_path")),
+            pl.when(pl.col("__soft").is_null()).then(pl.col("image_path")).alias("image_path"),
+        )
+        .select(list(PRODUCT_SCHEMA))
+    )
+    products = products.cast(PRODUCT_SCHEMA)  # type: ignore[arg-type]
+    quarantine = frame.filter(pl.col("__reason").is_not_null() | pl.col("__soft").is_not_null()).select(
+        pl.col("__row").alias("source_row"),
+        pl.concat_str(["__reason", "__soft"], separator=REASON_SEPARATOR, ignore_nulls=True).alias("reason"),
+        kept.alias("kept_without_image"),
+        *(pl.col(f"__orig_{c}").alias(c) for c in CONTRACT_COLUMNS),
+    )
+    return CatalogLoad(products=products, quarantine=quarantine)
+
+
+def load_catalog(
+    path: str | Path,
+    known_category_ids: np.ndarray | set[int] | Iterable[int],
+    *,
+    image_root: Path | None = None,
+    check_images: bool = True,
+    max_title_chars: int = MAX_TITLE_CHARS,
+    min_title_chars: int = MIN_TITLE_CHARS,
+) -> CatalogLoad:
+    """Read a catalog file and validate it; relative image paths resolve against its folder."""
+    path = Path(path)
+    return validate_catalog(
+        read_table(path),
+        known_category_ids,
+        image_root=image_root if image_root is not None else path.resolve().parent,
+        check_images=check_images,
+        max_title_chars=max_title_chars,
+        min_title_chars=min_title_chars,
+    )

@@ -1,0 +1,165 @@
+"""Incremental product embeddings: a product is re-encoded only when its content changes.
+
+The content an embedding depends on (title, image path and the model version) is stored beside the
+vectors and compared exactly on the next run, so a re-run on an unchanged catalog encodes nothing, a
+changed title re-encodes one row and a new model re-encodes everything.
+
+Vectors live in an :class:`~seestocks_rank.embedding_store.EmbeddingStore` (memory-mapped chunks and a
+manifest). With an image model (open_clip, :mod:`seestocks_rank.vision`), the ``image`` vectors hold each
+readable product image's vector and ``image_error`` why an image could not be used (``missing_file``,
+``corrupt``, ``truncated``, ``too_large``, ...); the product keeps no image vector and the batch goes on.
+``fused`` is the vector retrieval uses: ``normalize(w_text * text + w_image * image)`` when the image model
+shares the text encoder's space (same dimension, e.g. open_clip with the MiniLM text tower), falling back
+per product to the text vector when it has no usable image. Without an image model it is the text vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+
+from seestocks_rank.models.encoders import TextEncoder
+from seestocks_rank.numeric import normalize_rows
+from seestocks_rank.store.embedding_store import MANIFEST_COLUMNS, EmbeddingStore, write_chunk
+
+CONTENT_COLUMNS = ("title", "image_path", "model_version")
+
+
+DEFAULT_TEXT_WEIGHT = 0.7
+
+
+DEFAULT_IMAGE_WEIGHT = 0.3
+
+
+class ImageEncoder(Protocol):
+    """What the pipeline needs from an image model (``seestocks_rank.vision.VisionLanguageModel``)."""
+
+    model_version: str
+    dim: int
+
+    def encode_images(self, paths: list[str | None]):  # noqa: ANN201 - returns vision.ImageEmbeddings
+        ...
+
+
+def fuse(
+    text: np.ndarray,
+    image: np.ndarray,
+    ok: np.ndarray,
+    *,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
+    image_weight: float = DEFAULT_IMAGE_WEIGHT,
+) -> np.ndarray:
+    """Per row: ``normalize(text_weight * text + image_weight * image)`` where ``ok`` (a usable image),
+    else the text vector alone. When the two spaces differ in size the text vector is kept everywhere."""
+    out = np.array(text, dtype=np.float32, copy=True)
+    if image.shape[1] != text.shape[1] or not ok.any():
+        return out
+    mixed = text_weight * text[ok] + image_weight * image[ok]
+    out[ok] = normalize_rows(mixed)
+    return out
+
+
+@dataclass(frozen=True)
+class EmbeddingRun:
+    store: EmbeddingStore
+    encoded: int
+    reused: int
+    dropped: int
+    compacted: bool
+
+
+def embed_products(
+    products: pl.DataFrame,
+    encoder: TextEncoder,
+    root: str | Path,
+    previous: EmbeddingStore | None = None,
+    image_model: ImageEncoder | None = None,
+    *,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
+    image_weight: float = DEFAULT_IMAGE_WEIGHT,
+    compact_dead_share: float = 0.3,
+    max_chunks: int = 8,
+) -> EmbeddingRun:
+    """Embed ``products`` (columns ``offer_id, title, image_path``) into the store under ``root``, reusing
+    the rows of ``previous`` whose content is unchanged; only the encoded rows are written (one new chunk).
+    Products no longer in the catalog are dropped. With ``image_model``, products with an ``image_path``
+    also get an image vector (or an ``image_error``). The returned store is not committed yet."""
+    root = Path(root)
+    version = encoder.model_version
+    image_dim = None
+    if image_model is not None:
+        version = f"{version}+{image_model.model_version}+w{text_weight:g}:{image_weight:g}"
+        image_dim = image_model.dim
+    keyed = products.select(
+        pl.col("offer_id").cast(pl.String),
+        "title",
+        pl.col("image_path").fill_null(""),
+        pl.lit(version).alias("model_version"),
+    )
+    reusable = keyed.clear().with_columns(
+        pl.lit(None, pl.String).alias("image_error"),
+        pl.lit(None, pl.Boolean).alias("has_image"),
+        pl.lit(None, pl.String).alias("chunk"),
+        pl.lit(None, pl.Int64).alias("row"),
+    )
+    if previous is not None and previous.height and previous.dim == encoder.dim and previous.image_dim == image_dim:
+        reusable = keyed.join(
+            previous.manifest.select(*MANIFEST_COLUMNS), on=["offer_id", *CONTENT_COLUMNS], how="inner"
+        ).select(MANIFEST_COLUMNS)
+    todo = keyed.join(reusable.select("offer_id"), on="offer_id", how="anti")
+    fresh = todo.with_columns(
+        pl.lit(None, pl.String).alias("image_error"),
+        pl.lit(False).alias("has_image"),
+        pl.lit(None, pl.String).alias("chunk"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+    )
+    if todo.height:
+        text = encoder.encode(todo.get_column("title").to_list()).reshape(todo.height, encoder.dim)
+        arrays = {"text": text}
+        if image_model is not None:
+            image, ok, errors = _encode_images(image_model, todo.get_column("image_path").to_list(), image_dim)
+            arrays |= {"image": image, "fused": fuse(text, image, ok, text_weight=text_weight,
+                                                     image_weight=image_weight)}  # fmt: skip
+            fresh = fresh.with_columns(
+                pl.Series("image_error", errors, dtype=pl.String), pl.Series("has_image", ok, dtype=pl.Boolean)
+            )
+        fresh = fresh.with_columns(pl.lit(write_chunk(root, arrays)).alias("chunk"))
+    manifest = pl.concat([reusable, fresh.select(MANIFEST_COLUMNS)]).sort("offer_id")
+    store = EmbeddingStore(root, manifest, encoder.dim, image_dim)
+    dropped = 0 if previous is None else previous.manifest.join(keyed, on="offer_id", how="anti").height
+    stored = store.stored_rows() if manifest.height else 0
+    compact = manifest.height > 0 and (
+        stored - manifest.height > compact_dead_share * stored or manifest.get_column("chunk").n_unique() > max_chunks
+    )
+    if compact:
+        store = store.compacted()
+    return EmbeddingRun(store=store, encoded=todo.height, reused=reusable.height, dropped=dropped, compacted=compact)
+
+
+def _encode_images(
+    image_model: ImageEncoder, paths: list[str], dim: int
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    image = np.zeros((len(paths), dim), dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    errors: list[str | None] = [None] * len(paths)
+    has_path = np.flatnonzero([bool(p) for p in paths])
+    if has_path.size:
+        result = image_model.encode_images([paths[i] for i in has_path])
+        image[has_path] = result.vectors
+        ok[has_path] = result.ok
+        for i, reason in zip(has_path, result.reasons, strict=True):
+            errors[i] = reason
+    return image, ok, errors
+
+
+def image_vectors(rows: pl.DataFrame, store: EmbeddingStore) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row-aligned image vectors of ``rows`` (with ``offer_id``) and a mask of the rows that have one,
+    or None when the store has no image vector at all (a text-only catalog)."""
+    if not store.has_images:
+        return None
+    ids = rows.get_column("offer_id")
+    return store.vectors("image", ids), store.image_mask(ids)

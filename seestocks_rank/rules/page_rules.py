@@ -1,0 +1,194 @@
+"""Stage 3, business rules on the fused scores of each page: cross-retailer dedup (keep the cheapest
+offer of a product), freshness decay, a minimum-confidence cut, retailer diversity at the top, and
+the final contiguous rank. Nothing is dropped: every candidate keeps a ``status`` and a ``reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.rules.dedup import duplicate_groups as _duplicate_groups
+from seestocks_rank.rules.dedup import number_signature
+
+SHOWN = "shown"
+
+
+__all__ = ["SHOWN", "RuleConfig", "apply_rules", "rank_pages", "duplicate_groups", "number_signature"]
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    page_size: int = 50
+    min_confidence: float = 0.35
+    dedup_min_cosine: float = 0.9
+    dedup_max_price_ratio: float = 1.6
+    freshness_grace_days: float = 2.0
+    freshness_half_life_days: float = 14.0
+    diversity_top_n: int = 10
+    diversity_max_per_retailer: int = 3
+
+
+def duplicate_groups(
+    page_ids: np.ndarray, vectors: np.ndarray, signatures: np.ndarray, prices: np.ndarray, config: RuleConfig
+) -> np.ndarray:
+    """Group label per row (see :func:`seestocks_rank.dedup.duplicate_groups`) with ``config``'s thresholds."""
+    return _duplicate_groups(
+        page_ids,
+        vectors,
+        signatures,
+        prices,
+        min_cosine=config.dedup_min_cosine,
+        max_price_ratio=config.dedup_max_price_ratio,
+    )
+
+
+def apply_rules(
+    scored: pl.DataFrame, vectors: np.ndarray, reference_time: datetime, config: RuleConfig | None = None
+) -> pl.DataFrame:
+    """Rank each page's scored candidates.
+
+    ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` and optionally
+    the model's raw ``score``, which breaks ties of saturated confidence, and the out-of-category
+    filter's ``out_of_category_reason`` (non-null: status ``out_of_category``; plus any signals, passed
+    through), row-aligned with ``vectors`` (the products' embeddings). Adds
+    ``freshness, final_score, duplicate_of, status, reason, rank`` (rank 1.. for shown rows, null
+    otherwise) and returns rows sorted by page then rank.
+    """
+    config = config or RuleConfig()
+    if scored.height == 0:
+        return scored.with_columns(
+            pl.lit(None, pl.Float64).alias("freshness"),
+            pl.lit(None, pl.Float64).alias("final_score"),
+            pl.lit(None, pl.Utf8).alias("duplicate_of"),
+            pl.lit(None, pl.Utf8).alias("status"),
+            pl.lit(None, pl.Utf8).alias("reason"),
+            pl.lit(None, pl.Int32).alias("rank"),
+        )
+    signatures = scored.select(number_signature(pl.col("title"))).to_series().to_numpy()
+    groups = duplicate_groups(
+        scored.get_column("category_id").to_numpy(),
+        vectors,
+        signatures,
+        scored.get_column("price").to_numpy(),
+        config,
+    )
+    age_days = (pl.lit(reference_time).dt.replace_time_zone("UTC") - pl.col("last_seen")).dt.total_seconds() / 86400
+    df = scored.with_columns(
+        pl.Series("_group", groups),
+        (0.5 ** ((age_days - config.freshness_grace_days).clip(0) / config.freshness_half_life_days)).alias(
+            "freshness"
+        ),
+    ).with_columns((pl.col("confidence") * pl.col("freshness")).alias("final_score"))
+    # The group's page position comes from its best offer; the offer shown is its cheapest one that
+    # passes the confidence cut (a stale offer is not shown while a fresh one exists).
+    # Rows the out-of-category filter flagged (optional ``out_of_category_reason``) are never shown.
+    has_flags = "out_of_category_reason" in df.columns
+    flagged = pl.col("out_of_category_reason").is_not_null() if has_flags else pl.lit(False)
+    passing = (pl.col("final_score") >= config.min_confidence) & flagged.not_()
+    df = df.with_columns(
+        pl.col("final_score").max().over("_group").alias("_group_score"),
+        pl.col("score" if "score" in df.columns else "final_score").max().over("_group").alias("_group_raw"),
+        pl.col("centroid_cosine" if "centroid_cosine" in df.columns else "final_score")
+        .max()
+        .over("_group")
+        .alias("_group_similarity"),
+        pl.col("offer_id")
+        .sort_by(passing.not_(), "price", "final_score", descending=[False, False, True])
+        .first()
+        .over("_group")
+        .alias("_kept"),
+    )
+    is_dup = pl.col("offer_id") != pl.col("_kept")
+    low = pl.col("_group_score").is_null() | (pl.col("_group_score") < config.min_confidence)
+    df = df.with_columns(
+        pl.when(is_dup).then(pl.col("_kept")).otherwise(None).alias("duplicate_of"),
+        pl.when(flagged)
+        .then(pl.lit("out_of_category"))
+        .when(is_dup)
+        .then(pl.lit("duplicate"))
+        .when(low)
+        .then(pl.lit("low_confidence"))
+        .otherwise(pl.lit(SHOWN))
+        .alias("status"),
+        pl.when(flagged)
+        .then(pl.col("out_of_category_reason") if has_flags else pl.lit(None, pl.Utf8))
+        .when(is_dup)
+        .then(pl.lit("cheaper offer of the same product kept"))
+        .when(low)
+        .then(
+            pl.format(
+                "confidence x freshness {} below {}",
+                pl.col("_group_score").round(3),
+                pl.lit(config.min_confidence),
+            )
+        )
+        .otherwise(None)
+        .alias("reason"),
+    )
+    df = _diversify_and_rank(df, config)
+    return df.drop("_group", "_group_score", "_group_raw", "_group_similarity", "_kept")
+
+
+def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
+    """Order shown rows by group score, then let at most ``max_per_retailer`` offers of one retailer into
+    the top ``top_n`` (the others move just below it); rows past ``page_size`` are marked overflow."""
+    shown = pl.col("status") == SHOWN
+    ordered = df.sort(
+        "category_id",
+        shown.not_(),
+        "_group_score",
+        # Confidence saturates near 1 for clear matches and a small tree ensemble has few distinct
+        # scores: the model's raw score, then the similarity to the page centroid, break those ties.
+        "_group_raw",
+        "_group_similarity",
+        "offer_id",
+        descending=[False, False, True, True, True, False],
+    ).with_columns((pl.col("offer_id").cum_count().over("category_id", "retailer", shown) - 1).alias("_retailer_pos"))
+    eligible = shown & (pl.col("_retailer_pos") < config.diversity_max_per_retailer)
+    ordered = (
+        ordered.with_columns(
+            (eligible.cast(pl.Int32).cum_sum().over("category_id") - 1).alias("_eligible_pos"),
+            pl.int_range(pl.len()).over("category_id").alias("_pos"),
+        )
+        .with_columns(
+            pl.when(shown.not_())
+            .then(2)
+            .when(eligible & (pl.col("_eligible_pos") < config.diversity_top_n))
+            .then(0)
+            .otherwise(1)
+            .alias("_tier")
+        )
+        .sort("category_id", "_tier", "_pos")
+    )
+    ranked = ordered.with_columns(
+        pl.when(shown)
+        .then(pl.int_range(1, pl.len() + 1).over("category_id"))
+        .otherwise(None)
+        .cast(pl.Int32)
+        .alias("rank")
+    )
+    overflow = pl.col("rank") > config.page_size
+    return ranked.with_columns(
+        pl.when(overflow).then(pl.lit("overflow")).otherwise(pl.col("status")).alias("status"),
+        pl.when(overflow)
+        .then(pl.lit(f"beyond the page size of {config.page_size}"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+        pl.when(overflow).then(None).otherwise(pl.col("rank")).alias("rank"),
+    ).drop("_retailer_pos", "_eligible_pos", "_pos", "_tier")
+
+
+def rank_pages(fused: pl.DataFrame, signals: CatalogSignals, config: RuleConfig | None = None) -> pl.DataFrame:
+    """The ``filtered_rankings`` stage: the fused scores with their offers' retailer, price and
+    ``last_seen`` and their vectors (looked up in the run's :class:`CatalogSignals`), through
+    :func:`apply_rules`; freshness is measured from the catalog's latest ``last_seen`` (the crawl time), so
+    re-running an old catalog gives the same pages."""
+    rows = signals.rows(fused.get_column("offer_id"))
+    offers = signals.products.select("product_id", "title", "retailer", "price", "currency", "last_seen")[rows]
+    scored = pl.concat([fused.drop(offers.columns, strict=False), offers], how="horizontal")
+    return apply_rules(scored, signals.vectors[rows], signals.reference_time, config)
