@@ -17,8 +17,9 @@ from resources import (
     StorageResource,
     TextModelResource,
     VisionModelResource,
-    default_data_dir,
 )
+from resources.data_root import DataRootResource
+from seestocks_rank.store.layout import DataRoot
 
 INPUT_ENV_VARS = {
     "catalog": "SEESTOCKS_CATALOG",
@@ -33,13 +34,13 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources for a data root (default: ``$SEESTOCKS_DATA_DIR`` or ``./data``). Input files default
     to the embedded demo; ``SEESTOCKS_CATALOG`` etc. (or keyword overrides) point at your own."""
-    root = data_dir or default_data_dir()
+    root = DataRootResource(path=str(DataRoot.at(data_dir).path))
     inputs = {field: os.environ[var] for field, var in INPUT_ENV_VARS.items() if os.environ.get(var)}
     compute = ComputeResource()
     return {
-        "io_manager": ParquetIOManager(root=root),
-        "embedding_store_io": EmbeddingStoreIOManager(root=root),
-        "storage": StorageResource(root=root),
+        "io_manager": ParquetIOManager(data_root=root),
+        "embedding_store_io": EmbeddingStoreIOManager(data_root=root),
+        "storage": StorageResource(data_root=root),
         "inputs": InputsResource(data_root=root, **{**inputs, **inputs_overrides}),
         "compute": compute,
         "text_model": TextModelResource(compute=compute),
@@ -49,9 +50,20 @@ def build_resources(
     }
 
 
-all_assets = dg.load_assets_from_modules(
-    [inputs, models, retrieval, reranking, rules, publication, evaluation, sharding]
-)
+# Each module is one group in the UI's asset graph, named after the library's stage it wires.
+GROUPS = {
+    "inputs": inputs,
+    "models": models,
+    "retrieval": retrieval,
+    "reranking": reranking,
+    "rules": rules,
+    "publication": publication,
+    "evaluation": evaluation,
+    "sharding": sharding,
+}
+all_assets = [
+    asset for name, module in GROUPS.items() for asset in dg.load_assets_from_modules([module], group_name=name)
+]
 
 defs = dg.Definitions(
     assets=all_assets,

@@ -3,7 +3,6 @@
 import base64
 import dataclasses
 import io
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -38,7 +37,7 @@ def _bar_chart(rankers: dict) -> bytes:
     return buffer.getvalue()
 
 
-@dg.asset(group_name="analytics", kinds={"polars"}, deps=["cross_encoder_model"])
+@dg.asset(kinds={"polars"}, deps=["cross_encoder_model"])
 def relevance_report(
     context: dg.AssetExecutionContext,
     judgments: pl.DataFrame,
@@ -71,7 +70,7 @@ def relevance_report(
         ]
     )
     png = _bar_chart(result["rankers"])
-    chart_path = Path(storage.root) / "reports" / "relevance_report.png"
+    chart_path = storage.root.reports / "relevance_report.png"
     chart_path.parent.mkdir(parents=True, exist_ok=True)
     chart_path.write_bytes(png)
     context.add_output_metadata(

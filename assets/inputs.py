@@ -11,10 +11,8 @@ from seestocks_rank.inputs.judgments import load_judgments
 from seestocks_rank.inputs.pages import load_category_pages
 from seestocks_rank.inputs.taxonomy import Taxonomy
 
-INPUTS = "inputs"
 
-
-@dg.asset(group_name=INPUTS, kinds={"polars", "parquet"})
+@dg.asset(kinds={"polars", "parquet"})
 def taxonomy(context: dg.AssetExecutionContext, inputs: InputsResource) -> pl.DataFrame:
     """Google product taxonomy as a tree table (id, name, path, parent, depth)."""
     tree = Taxonomy.load(inputs.taxonomy_path)
@@ -31,7 +29,6 @@ def taxonomy(context: dg.AssetExecutionContext, inputs: InputsResource) -> pl.Da
 
 
 @dg.multi_asset(
-    group_name=INPUTS,
     outs={
         "catalog": dg.AssetOut(kinds={"polars", "parquet"}, description="Validated products (one row per offer)."),
         "quarantine": dg.AssetOut(
@@ -66,7 +63,7 @@ def catalog(context: dg.AssetExecutionContext, inputs: InputsResource, taxonomy:
     )
 
 
-@dg.asset(group_name=INPUTS, kinds={"polars", "parquet"})
+@dg.asset(kinds={"polars", "parquet"})
 def category_pages(context: dg.AssetExecutionContext, inputs: InputsResource, taxonomy: pl.DataFrame) -> pl.DataFrame:
     """The active category pages; registers them as the ``category_pages`` dynamic partitions and
     retires partitions whose page is gone (their old outputs stay on disk, unpublished)."""
@@ -85,7 +82,7 @@ def category_pages(context: dg.AssetExecutionContext, inputs: InputsResource, ta
     return pages
 
 
-@dg.asset(group_name=INPUTS, kinds={"polars", "parquet"})
+@dg.asset(kinds={"polars", "parquet"})
 def judgments(context: dg.AssetExecutionContext, inputs: InputsResource) -> pl.DataFrame:
     """Human relevance judgments (category_id, product_id, grade) that train the fusion model."""
     table = load_judgments(inputs.judgments_path)

@@ -11,7 +11,6 @@ import dagster as dg
 import polars as pl
 
 from assets._metadata import timed
-from assets.reranking import RERANKING
 from resources import CrossEncoderResource, RankingSettings, StorageResource, VisionModelResource
 from seestocks_rank.inputs.judgments import judged_pairs
 from seestocks_rank.inputs.taxonomy import Taxonomy
@@ -30,9 +29,6 @@ from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import train_fusion
 from seestocks_rank.retrieval.centroids import page_prompt
 from seestocks_rank.store.embedding_store import EmbeddingStore
-
-RETRIEVAL = "retrieval"
-
 
 REGISTRY_SCHEMA = {
     "version": pl.String,
@@ -53,7 +49,7 @@ def _png_markdown(path: Path) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![training loss](data:image/png;base64,{data})\n\n`{path}`")
 
 
-@dg.asset(group_name=RETRIEVAL, kinds={"pytorch", "parquet"})
+@dg.asset(kinds={"pytorch", "parquet"})
 def vlm_checkpoint(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
@@ -82,7 +78,7 @@ def vlm_checkpoint(
     paths, titles = pairs.get_column("image_path").to_list(), pairs.get_column("title").to_list()
     config = vision.train_config()
     version = training_version(arch, vision.checkpoint_path or None, paths, titles, config)
-    folder = storage.models_dir / "vlm" / version
+    folder = storage.root.vision_models / version
     checkpoint = folder / CHECKPOINT_FILE
     if checkpoint.exists() and (folder / META_FILE).exists():
         meta = json.loads((folder / META_FILE).read_text())
@@ -125,7 +121,7 @@ def vlm_checkpoint(
                 trained_at=datetime.now(UTC), metrics=json.dumps(summary))  # fmt: skip
 
 
-@dg.asset(group_name=RERANKING, kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])
+@dg.asset(kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])
 def fusion_model(
     context: dg.AssetExecutionContext,
     judgments: pl.DataFrame,
@@ -148,7 +144,7 @@ def fusion_model(
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         model = train_fusion(judged, seed=settings.seed)
-    folder = model.save(storage.models_dir / "fusion" / model.version)
+    folder = model.save(storage.root.fusion_models / model.version)
     importances = model.importances()
     context.add_output_metadata(
         {
@@ -202,7 +198,7 @@ def _fingerprint(rows: pl.DataFrame, settings: RankingSettings) -> str:
     return h.hexdigest()[:12]
 
 
-@dg.asset(group_name=RERANKING, kinds={"pytorch"})
+@dg.asset(kinds={"pytorch"})
 def cross_encoder_model(
     context: dg.AssetExecutionContext,
     judgments: pl.DataFrame,

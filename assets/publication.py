@@ -66,7 +66,6 @@ RANKING_COLUMNS = (
 
 
 @dg.asset(
-    group_name="analytics",
     kinds={"duckdb"},
     deps=[
         "filtered_rankings",
@@ -83,7 +82,7 @@ def analyst_database(context: dg.AssetExecutionContext, storage: StorageResource
     """Rebuild ``<data root>/seestocks.duckdb``: ``rankings`` (shown products per active page, with
     the signals), ``page_exclusions`` (what the rules kept off a page, and why), ``naive_rankings``,
     the input tables, and views over every stage's Parquet files."""
-    store = storage.store
+    store = storage.tables
     tables = {name: store.read(name) for name in PUBLISHED_TABLES}
     pages = tables["category_pages"]
     active = pl.col("category_id").is_in(pages.get_column("category_id").implode())
@@ -119,13 +118,13 @@ def analyst_database(context: dg.AssetExecutionContext, storage: StorageResource
     tables["taxonomy_closure"] = ancestor_pairs(tree)
     tables["taxonomy_centroids"] = store.read("taxonomy_centroids").drop("centroid", "prompt_embedding")
     views = {name: partitioned_view(store, name) for name in PARTITIONED_VIEWS if store.partition_files(name)}
-    views["product_embeddings"] = f"SELECT * FROM read_parquet('{storage.embeddings_dir / MANIFEST}')"
-    counts = publish_duckdb(storage.duckdb_path, tables, views)
+    views["product_embeddings"] = f"SELECT * FROM read_parquet('{storage.root.embeddings / MANIFEST}')"
+    counts = publish_duckdb(storage.root.duckdb, tables, views)
     ranked_pages = set(shown.get_column("category_id").unique().to_list())
     unranked = [c for c in pages.get_column("category_id").to_list() if c not in ranked_pages]
     yield dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(storage.duckdb_path)),
+            "path": dg.MetadataValue.path(str(storage.root.duckdb)),
             "tables": dg.MetadataValue.json(counts),
             "views": sorted(views),
         },

@@ -18,10 +18,8 @@ from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
-RERANKING = "reranking"
 
-
-@dg.asset(group_name=RERANKING, kinds={"numpy", "parquet"})
+@dg.asset(kinds={"numpy", "parquet"})
 def predicted_categories(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
@@ -38,7 +36,7 @@ def predicted_categories(
     title_vectors = product_embeddings.vectors("text", products.get_column("offer_id"))
     timings: dict[str, float] = {}
     with timed(timings, "categorize_s"):
-        previous = storage.store.read_if_exists("predicted_categories")
+        previous = storage.tables.read_if_exists("predicted_categories")
         with storage.cached_text_encoder(text_model.encoder()) as encoder:  # node prompts: same every night
             predicted = predict_categories(products, title_vectors, tree, encoder, previous=previous)
     walked = predicted.height if previous is None else predicted.join(previous, on="content_hash", how="anti").height
@@ -60,7 +58,6 @@ def predicted_categories(
 
 
 @dg.asset(
-    group_name=RERANKING,
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"polars", "parquet"},
@@ -113,7 +110,6 @@ def cross_encoder_features(
 
 
 @dg.asset(
-    group_name=RERANKING,
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"lightgbm", "parquet"},

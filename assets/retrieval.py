@@ -12,10 +12,8 @@ from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.retrieval.index import retrieve_candidates
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
-RETRIEVAL = "retrieval"
 
-
-@dg.asset(group_name=RETRIEVAL, kinds={"pytorch", "numpy"}, io_manager_key="embedding_store_io")
+@dg.asset(kinds={"pytorch", "numpy"}, io_manager_key="embedding_store_io")
 def product_embeddings(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
@@ -30,12 +28,12 @@ def product_embeddings(
     timings: dict[str, float] = {}
     encoder = text_model.encoder()
     image_model = vision.model_for(vlm_checkpoint)
-    previous = EmbeddingStore.open(storage.embeddings_dir)
+    previous = EmbeddingStore.open(storage.root.embeddings)
     with timed(timings, "embed_s"):
         run = embed_products(
             catalog,
             encoder,
-            storage.embeddings_dir,
+            storage.root.embeddings,
             previous,
             image_model,
             text_weight=vision.text_weight,
@@ -68,7 +66,7 @@ def product_embeddings(
     return run.store
 
 
-@dg.asset(group_name=RETRIEVAL, kinds={"numpy", "parquet"})
+@dg.asset(kinds={"numpy", "parquet"})
 def taxonomy_centroids(
     context: dg.AssetExecutionContext,
     category_pages: pl.DataFrame,
@@ -110,7 +108,6 @@ def taxonomy_centroids(
 
 
 @dg.asset(
-    group_name=RETRIEVAL,
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"faiss", "parquet"},

@@ -11,14 +11,10 @@ from seestocks_rank.reranking.context import CatalogSignals
 from seestocks_rank.rules.page_rules import SHOWN, rank_pages
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
-RULES = "business_rules"
-
-
 RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_scores_finite")
 
 
 @dg.asset(
-    group_name=RULES,
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"polars", "parquet"},

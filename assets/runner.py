@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.automation import all_pages_run_request
 from assets.definitions import defs
+from seestocks_rank.store.layout import DataRoot
 
 
 def materialize_all_pages(
@@ -37,9 +38,9 @@ def materialize_all_pages(
     )
 
 
-def _ensure_dagster_home(data_dir: Path) -> Path:
-    """``$DAGSTER_HOME`` or ``<data>/dagster_home`` seeded with the project's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
+def _ensure_dagster_home(root: DataRoot) -> Path:
+    """``$DAGSTER_HOME`` or ``<data root>/dagster_home`` seeded with the project's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or root.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     project_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
     if project_yaml.exists() and not (home / "dagster.yaml").exists():
@@ -48,19 +49,19 @@ def _ensure_dagster_home(data_dir: Path) -> Path:
     return home
 
 
-def run_pipeline(data_dir: Path, cross_encoder_minutes: float | None = None) -> None:
+def run_pipeline(root: DataRoot, cross_encoder_minutes: float | None = None) -> None:
     """Materialize every asset for every category page, in process, on the persistent instance
     (so ``dagster dev`` shows the runs and the partitions)."""
     from assets.definitions import build_resources
     from resources import RankingSettings
 
-    _ensure_dagster_home(data_dir)
+    _ensure_dagster_home(root)
     settings = (
         RankingSettings()
         if cross_encoder_minutes is None
         else RankingSettings(cross_encoder_minutes=cross_encoder_minutes)
     )
     with dg.DagsterInstance.get() as instance:
-        result = materialize_all_pages(instance, build_resources(str(data_dir), settings), raise_on_error=False)
+        result = materialize_all_pages(instance, build_resources(str(root.path), settings), raise_on_error=False)
     if not result.success:
         raise SystemExit("the pipeline run failed; see the log above")

@@ -20,16 +20,7 @@ if TYPE_CHECKING:
     from dagster._core.instance.ref import InstanceRef
 
 
-RETRIEVAL = "retrieval"
-
-
 SHARDS_ENV = "SEESTOCKS_EMBEDDING_SHARDS"
-
-
-SHARDS_DIR = "embedding_shards"
-
-
-MERGED_DIR = "embeddings_merged"
 
 
 PARTITION_TAG = "dagster/partition"
@@ -50,14 +41,14 @@ product_shards = dg.StaticPartitionsDefinition([str(i) for i in range(N_SHARDS)]
 
 
 def shard_dir(storage: StorageResource, shard: str) -> Path:
-    return Path(storage.root) / SHARDS_DIR / shard
+    return storage.root.embedding_shards / shard
 
 
 def merged_dir(storage: StorageResource) -> Path:
-    return Path(storage.root) / MERGED_DIR
+    return storage.root.merged_embeddings
 
 
-@dg.asset(group_name=RETRIEVAL, kinds={"numpy"}, partitions_def=product_shards, pool="embedding_shards")
+@dg.asset(kinds={"numpy"}, partitions_def=product_shards, pool="embedding_shards")
 def product_embedding_shards(
     context: dg.AssetExecutionContext,
     catalog: pl.DataFrame,
@@ -91,7 +82,7 @@ def product_embedding_shards(
     )
 
 
-@dg.asset(group_name=RETRIEVAL, kinds={"numpy"}, deps=[product_embedding_shards])
+@dg.asset(kinds={"numpy"}, deps=[product_embedding_shards])
 def merged_product_embeddings(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """Every shard's vectors as one store (chunks hard-linked, manifests concatenated), readable with
     ``EmbeddingStore.open`` like ``product_embeddings``'."""

@@ -26,6 +26,7 @@ from assets.automation import all_pages_run_request
 from assets.definitions import all_assets, build_resources, defs
 from resources import ComputeResource, RankingSettings, TextModelResource
 from seestocks_rank.benchmarks.scale import peak_rss_gb
+from seestocks_rank.store.layout import DataRoot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def main() -> int:
         (args.home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     os.environ["DAGSTER_HOME"] = str(args.home)
     instance = dg.DagsterInstance.get()
-    inputs = args.data_dir / "demo"
+    inputs = DataRoot.at(args.data_dir).demo
     resources = build_resources(
         str(args.data_dir),
         RankingSettings(cross_encoder_minutes=args.train_cross_encoder),

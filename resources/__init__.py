@@ -1,7 +1,7 @@
 """Dagster resources: where data lives, which models to load, which device to compute on."""
 
 from resources.compute import ComputeResource
-from resources.data_root import InputsResource, StorageResource, default_data_dir
+from resources.data_root import DataRootResource, InputsResource, StorageResource
 from resources.io_manager import EmbeddingStoreIOManager, ParquetIOManager
 from resources.models import CrossEncoderResource, TextModelResource
 from resources.settings import RankingSettings
@@ -10,6 +10,7 @@ from resources.vision import VisionModelResource
 __all__ = [
     "ComputeResource",
     "CrossEncoderResource",
+    "DataRootResource",
     "EmbeddingStoreIOManager",
     "InputsResource",
     "ParquetIOManager",
@@ -17,5 +18,4 @@ __all__ = [
     "StorageResource",
     "TextModelResource",
     "VisionModelResource",
-    "default_data_dir",
 ]

@@ -1,6 +1,6 @@
-"""Where the pipeline's inputs and outputs live: one data root (``./data`` or ``SEESTOCKS_DATA_DIR``)."""
+"""Where the pipeline's inputs and outputs live: one data root, shared by every resource that reads or
+writes under it (``DataRootResource``, nested in the others)."""
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,52 +8,44 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.model_cache import CachedCrossEncoder, CachedTextEncoder
 from seestocks_rank.store.tables import TableStore, write_parquet_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+class DataRootResource(dg.ConfigurableResource):
+    """The data root (:class:`~seestocks_rank.store.layout.DataRoot`): ``path``, or when empty
+    ``$SEESTOCKS_DATA_DIR``, else ``./data`` in the working directory."""
 
-def default_data_dir() -> str:
-    """``$SEESTOCKS_DATA_DIR``, else ``data/`` in the project root."""
-    return os.environ.get("SEESTOCKS_DATA_DIR") or str(PROJECT_ROOT / "data")
+    path: str = ""
+
+    @property
+    def root(self) -> DataRoot:
+        return DataRoot.at(self.path)
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The data root: Parquet tables under ``tables/``, product vectors under ``embeddings/``, models
-    under ``models/``, model outputs kept between runs under ``cache/``, the analysts' DuckDB file at
-    ``seestocks.duckdb``. ``cache_days``: cached texts unused this long are dropped."""
+    """Tables, vectors, models and the model cache under the data root. ``cache_days``: cached model
+    outputs unused this long are dropped."""
 
-    root: str
+    data_root: DataRootResource
     cache_days: float = 7.0
 
     @property
-    def store(self) -> TableStore:
-        return TableStore(self.root)
+    def root(self) -> DataRoot:
+        return self.data_root.root
 
     @property
-    def duckdb_path(self) -> Path:
-        return Path(self.root) / "seestocks.duckdb"
-
-    @property
-    def embeddings_dir(self) -> Path:
-        return Path(self.root) / "embeddings"
-
-    @property
-    def models_dir(self) -> Path:
-        return Path(self.root) / "models"
-
-    @property
-    def cache_dir(self) -> Path:
-        return Path(self.root) / "cache"
+    def tables(self) -> TableStore:
+        return TableStore(self.root.tables)
 
     def _read_cache(self, name: str) -> pl.DataFrame | None:
-        path = self.cache_dir / f"{name}.parquet"
+        path = self.root.cache / f"{name}.parquet"
         return pl.read_parquet(path) if path.exists() else None
 
     def _write_cache(self, name: str, cache: CachedCrossEncoder | CachedTextEncoder) -> None:
         if cache.computed or cache.reused:
-            write_parquet_atomic(cache.kept(self.cache_days), self.cache_dir / f"{name}.parquet")
+            write_parquet_atomic(cache.kept(self.cache_days), self.root.cache / f"{name}.parquet")
 
     @contextmanager
     def cached_cross_encoder(self, model: object | None) -> Iterator[CachedCrossEncoder | None]:
@@ -84,14 +76,14 @@ class InputsResource(dg.ConfigurableResource):
     - ``judgments``: CSV/Parquet with ``category_id, product_id, grade``
     """
 
-    data_root: str
+    data_root: DataRootResource
     catalog: str = ""
     taxonomy: str = ""
     category_pages: str = ""
     judgments: str = ""
 
     def _path(self, value: str, demo_name: str) -> Path:
-        return Path(value) if value else Path(self.data_root) / "demo" / demo_name
+        return Path(value) if value else self.data_root.root.demo / demo_name
 
     @property
     def catalog_path(self) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from resources.data_root import DataRootResource
 from seestocks_rank.store.embedding_store import EmbeddingStore
 from seestocks_rank.store.tables import TableStore
 
@@ -19,11 +20,11 @@ def table_name(asset_key: dg.AssetKey) -> str:
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    root: str
+    data_root: DataRootResource
 
     @property
     def store(self) -> TableStore:
-        return TableStore(self.root)
+        return TableStore(self.data_root.root.tables)
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         if obj is None:
@@ -47,11 +48,11 @@ class EmbeddingStoreIOManager(dg.ConfigurableIOManager):
     """``product_embeddings`` is an :class:`EmbeddingStore` under ``<root>/embeddings``: its chunks are
     written while the asset runs, and storing the output commits the manifest (atomically)."""
 
-    root: str
+    data_root: DataRootResource
 
     @property
     def folder(self) -> Path:
-        return Path(self.root) / "embeddings"
+        return self.data_root.root.embeddings
 
     def handle_output(self, context: dg.OutputContext, obj: EmbeddingStore) -> None:
         path = obj.commit()

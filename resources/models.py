@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources.compute import ComputeResource
+from resources.data_root import DataRootResource
 from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
 from seestocks_rank.models.encoders import HashingEncoder, SentenceTransformerEncoder, TextEncoder
 
@@ -49,16 +50,14 @@ class CrossEncoderResource(dg.ConfigurableResource):
     """
 
     compute: ComputeResource
-    data_root: str
+    data_root: DataRootResource
     model_dir: str = ""
     batch_size: int = 128
     cpu_int8: bool = True  # int8 dynamic quantization on CPU: ~3x the pairs/s, NDCG@10 within 0.001 (bench)
 
     @property
     def folder(self) -> Path:
-        return (
-            Path(self.model_dir) if self.model_dir else Path(self.data_root) / "models" / "relevance" / "cross_encoder"
-        )
+        return Path(self.model_dir) if self.model_dir else self.data_root.root.cross_encoder
 
     def load(self) -> CrossEncoder | None:
         if not (self.folder / MANIFEST).exists():

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from seestocks_rank.store.layout import DataRoot
+
 DEFAULT_PAGES_TO_SHOW = ("Peppers", "Tool Bags")
 
 
-def _data_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("SEESTOCKS_DATA_DIR") or Path.cwd() / "data").resolve()
+def _root(args: argparse.Namespace) -> DataRoot:
+    return DataRoot.at(args.data_dir)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from seestocks_rank.synthetic.demo import generate_demo
 
-    out = _data_dir(args.data_dir) / "demo"
+    out = _root(args).demo
     start = time.perf_counter()
     paths = generate_demo(
         out, n_products=args.products, n_retailers=args.retailers, seed=args.seed, images=getattr(args, "images", False)
@@ -29,19 +30,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args.data_dir)
-    start = time.perf_counter()
     from assets.runner import run_pipeline
 
-    run_pipeline(data_dir, args.cross_encoder_minutes)
-    print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {data_dir / 'seestocks.duckdb'}")
+    root = _root(args)
+    start = time.perf_counter()
+    run_pipeline(root, args.cross_encoder_minutes)
+    print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {root.duckdb}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from seestocks_rank.evaluation.report import comparison_report
 
-    report = comparison_report(_data_dir(args.data_dir), pages=args.page or list(DEFAULT_PAGES_TO_SHOW), k=args.k)
+    report = comparison_report(_root(args), pages=args.page or list(DEFAULT_PAGES_TO_SHOW), k=args.k)
     print(report.text)
     if args.json:
         Path(args.json).write_text(json.dumps(report.metrics, indent=2))
@@ -49,8 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args.data_dir)
-    if not (data_dir / "demo" / "catalog.csv").exists():
+    if not (_root(args).demo / "catalog.csv").exists():
         cmd_generate(args)
     cmd_run(args)
     return cmd_report(args)
@@ -62,7 +62,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
     judgments = load_eval_judgments(args.judgments)
-    model_dir = Path(args.model) if args.model else _data_dir(args.data_dir) / "models" / "relevance"
+    model_dir = Path(args.model) if args.model else _root(args).relevance_models
     models = RelevanceModels.load(model_dir, device=args.device) if model_dir.exists() else None
     if models is None:
         print(f"note: no relevance models in {model_dir}; comparing the untrained rankers only", file=sys.stderr)
@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from seestocks_rank.inputs.judgments import load_eval_judgments
     from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
-    out = Path(args.out) if args.out else _data_dir(args.data_dir) / "models" / "relevance"
+    out = Path(args.out) if args.out else _root(args).relevance_models
     summary = train_relevance_models(
         load_eval_judgments(args.judgments),
         SentenceTransformerEncoder(device=args.device),

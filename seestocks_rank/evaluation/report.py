@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from seestocks_rank.evaluation.metrics import page_misplacement
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.store.layout import DataRoot
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,10 @@ def _side_by_side(
     return lines
 
 
-def comparison_report(data_dir: Path, pages: list[str], k: int = 10) -> Report:
+def comparison_report(root: DataRoot, pages: list[str], k: int = 10) -> Report:
     """Top ``k`` of the chosen pages, naive versus reranked, plus page-quality metrics over all pages
     when the demo's ground truth is present."""
-    db = data_dir / "seestocks.duckdb"
+    db = root.duckdb
     if not db.exists():
         raise SystemExit(f"no DuckDB file at {db}: run the pipeline first")
     with duckdb.connect(str(db), read_only=True) as con:
@@ -68,7 +68,7 @@ def comparison_report(data_dir: Path, pages: list[str], k: int = 10) -> Report:
         naive = con.sql("SELECT * FROM naive_rankings").pl()
         page_table = con.sql("SELECT * FROM category_pages").pl()
         tree = Taxonomy.from_nodes(con.sql("SELECT * FROM taxonomy").pl())
-    truth_path = data_dir / "demo" / "truth.parquet"
+    truth_path = root.demo / "truth.parquet"
     truth = None
     if truth_path.exists():
         # The truth file is row-aligned with the demo catalog, bad rows included: one row per offer.

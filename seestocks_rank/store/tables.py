@@ -57,9 +57,8 @@ class TableStore:
     1,347; re-materializing one page writes a small batch and repoints that page. The index is the commit
     point (replaced atomically, the previous one kept); batch files neither index uses are deleted."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.tables_dir = self.root / "tables"
+    def __init__(self, tables_dir: str | Path):
+        self.tables_dir = Path(tables_dir)
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{_check_name(name)}.parquet"

@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.automation import RANGE_END, RANGE_START, category_pages_sensor, nightly_schedule
 from assets.partitions import CATEGORY_PAGES
-from resources import InputsResource
+from resources import DataRootResource, InputsResource
 
 
 def test_nightly_schedule_requests_one_run_over_all_pages():
@@ -23,12 +23,12 @@ def test_nightly_schedule_requests_one_run_over_all_pages():
 
 def test_pages_sensor_fires_only_when_the_file_changes(tmp_path: Path):
     pages = tmp_path / "demo" / "category_pages.csv"
-    inputs = InputsResource(data_root=str(tmp_path))
-    context = dg.build_sensor_context(resources={"inputs": inputs})
-    assert isinstance(category_pages_sensor(context), dg.SkipReason)  # no file yet
-    pages.parent.mkdir(parents=True)
-    pages.write_text("category_id\n1\n")
-    first = category_pages_sensor(context)
-    assert isinstance(first, dg.RunRequest)
-    again = category_pages_sensor(dg.build_sensor_context(cursor=context.cursor, resources={"inputs": inputs}))
-    assert isinstance(again, dg.SkipReason)
+    inputs = InputsResource(data_root=DataRootResource(path=str(tmp_path)))
+    with dg.build_sensor_context(resources={"inputs": inputs}) as context:
+        assert isinstance(category_pages_sensor(context), dg.SkipReason)  # no file yet
+        pages.parent.mkdir(parents=True)
+        pages.write_text("category_id\n1\n")
+        first = category_pages_sensor(context)
+        assert isinstance(first, dg.RunRequest)
+    with dg.build_sensor_context(cursor=context.cursor, resources={"inputs": inputs}) as again:
+        assert isinstance(category_pages_sensor(again), dg.SkipReason)

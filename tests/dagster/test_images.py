@@ -7,6 +7,7 @@ from assets.definitions import build_resources
 from assets.runner import materialize_all_pages
 from resources import VisionModelResource
 from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.tables import TableStore
 from seestocks_rank.synthetic.demo import generate_demo
 from tests.dagster.conftest import FAST_SETTINGS
@@ -18,7 +19,7 @@ def test_demo_with_images_runs_end_to_end(tmp_path):
     resources["vision"] = VisionModelResource(train_minutes=0.1, train_max_epochs=1.0, train_batch_size=32)
     result = materialize_all_pages(dg.DagsterInstance.ephemeral(), resources)
     assert result.success
-    store = TableStore(tmp_path)
+    store = TableStore(DataRoot.at(tmp_path).tables)
     embeddings = EmbeddingStore.open(tmp_path / "embeddings")
     assert embeddings.image_mask().all()
     assert (embeddings.vectors("fused") != embeddings.vectors("text")).any()  # fused where images exist

@@ -11,6 +11,7 @@ import pytest
 from assets.definitions import build_resources, defs
 from assets.partitions import CATEGORY_PAGES
 from assets.runner import materialize_all_pages
+from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.tables import TableStore
 from tests.dagster.conftest import FAST_SETTINGS
 
@@ -44,7 +45,7 @@ def test_partitions_follow_the_category_pages(pipeline_run):
     pages = pl.read_csv(data_dir / "demo" / "category_pages.csv")
     keys = instance.get_dynamic_partitions(CATEGORY_PAGES)
     assert sorted(keys) == sorted(str(c) for c in pages["category_id"])
-    store = TableStore(data_dir)
+    store = TableStore(DataRoot.at(data_dir).tables)
     for asset in PARTITIONED:
         assert sorted(store.partition_index(asset).get_column("partition").to_list()) == sorted(keys)
         assert len(store.partition_files(asset)) == 1  # the whole run's pages in one batch file
@@ -85,7 +86,7 @@ def test_out_of_category_products_are_kept_off_the_pages_with_a_reason(pipeline_
     signals = flagged.get_column("reason").str.extract(r"^(\w+):")
     assert signals.null_count() == 0 and set(signals.to_list()) <= {"title", "visual", "price"}
     # Candidates tagged within their page: the demo's mis-tagged ones are mostly flagged, the others rarely.
-    store = TableStore(data_dir)
+    store = TableStore(DataRoot.at(data_dir).tables)
     tree = Taxonomy.from_nodes(store.read("taxonomy"))
     truth = pl.read_parquet(data_dir / "demo" / "truth.parquet").select(
         pl.concat_str("retailer", "product_id", separator="|").alias("offer_id"), "true_category_id"
@@ -106,7 +107,7 @@ def test_out_of_category_products_are_kept_off_the_pages_with_a_reason(pipeline_
 
 def test_every_offer_gets_a_predicted_category(pipeline_run):
     instance, _, data_dir = pipeline_run
-    store = TableStore(data_dir)
+    store = TableStore(DataRoot.at(data_dir).tables)
     catalog, predicted = store.read("catalog"), store.read("predicted_categories")
     assert predicted.height == catalog.height
     assert predicted.get_column("offer_id").sort().equals(catalog.get_column("offer_id").sort())
@@ -120,7 +121,7 @@ def test_every_offer_gets_a_predicted_category(pipeline_run):
 
 def test_quarantine_holds_the_bad_rows(pipeline_run):
     instance, _, data_dir = pipeline_run
-    quarantine = TableStore(data_dir).read("quarantine")
+    quarantine = TableStore(DataRoot.at(data_dir).tables).read("quarantine")
     reasons = set(quarantine["reason"].str.split("; ").explode().to_list())
     assert {"missing_title", "non_positive_price", "unknown_category", "duplicate_offer"} <= reasons
     meta = _metadata(instance, "catalog")
@@ -131,14 +132,14 @@ def test_reranked_pages_hold_fewer_misplaced_products_than_naive(pipeline_run):
     from seestocks_rank.evaluation.report import comparison_report
 
     _, _, data_dir = pipeline_run
-    metrics = comparison_report(data_dir, pages=[], k=10).metrics
+    metrics = comparison_report(DataRoot.at(data_dir), pages=[], k=10).metrics
     assert metrics["reranked"]["misplaced_share@10"] < metrics["naive"]["misplaced_share@10"] / 2
     assert metrics["reranked"]["pages_with_misplaced@10"] < metrics["naive"]["pages_with_misplaced@10"]
 
 
 def test_rerun_is_incremental_and_deterministic(pipeline_run):
     instance, _, data_dir = pipeline_run
-    store = TableStore(data_dir)
+    store = TableStore(DataRoot.at(data_dir).tables)
     before = store.read_partitions("filtered_rankings").sort("category_id", "offer_id")
     result = materialize_all_pages(instance, build_resources(str(data_dir), FAST_SETTINGS))
     assert result.success
@@ -154,7 +155,7 @@ def test_rerun_is_incremental_and_deterministic(pipeline_run):
 
 def test_one_category_can_be_backfilled_alone(pipeline_run):
     instance, _, data_dir = pipeline_run
-    store = TableStore(data_dir)
+    store = TableStore(DataRoot.at(data_dir).tables)
     key = instance.get_dynamic_partitions(CATEGORY_PAGES)[0]
     other = instance.get_dynamic_partitions(CATEGORY_PAGES)[1]
 
@@ -177,7 +178,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
     instance, _, data_dir = pipeline_run
     broken_root = tmp_path / "data"
     shutil.copytree(data_dir, broken_root)
-    rankings_before = TableStore(broken_root).read_partitions("filtered_rankings")
+    rankings_before = TableStore(DataRoot.at(broken_root).tables).read_partitions("filtered_rankings")
     # A catalog with the wrong schema stops the run at the catalog asset.
     catalog = pl.read_csv(broken_root / "demo" / "catalog.csv", infer_schema=False).drop("price")
     catalog.write_csv(broken_root / "demo" / "catalog.csv")
@@ -185,7 +186,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "price" in str(failure.event_specific_data.error)
-    assert TableStore(broken_root).read_partitions("filtered_rankings").equals(rankings_before)
+    assert TableStore(DataRoot.at(broken_root).tables).read_partitions("filtered_rankings").equals(rankings_before)
     with duckdb.connect(str(broken_root / "seestocks.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from rankings").fetchone()[0] > 0
 

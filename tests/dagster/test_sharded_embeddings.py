@@ -12,10 +12,18 @@ import pytest
 
 from assets import inputs
 from assets import sharding as sharded
-from resources import ComputeResource, InputsResource, ParquetIOManager, StorageResource, TextModelResource
+from resources import (
+    ComputeResource,
+    DataRootResource,
+    InputsResource,
+    ParquetIOManager,
+    StorageResource,
+    TextModelResource,
+)
 from seestocks_rank.models.encoders import HashingEncoder
 from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.sharding import merge_shard_stores, shard_of, shard_rows, stable_hash
 from seestocks_rank.store.tables import TableStore
 from seestocks_rank.synthetic.demo import generate_demo
@@ -27,10 +35,11 @@ def _resources(root: str) -> dict[str, object]:
     """What ``build_resources(root)`` gives these assets, with the hashing text encoder. Built here rather
     than imported from ``assets.definitions``: every run and step process re-imports this module, and the
     whole code location (lightgbm, sklearn) costs ~3 s per import."""
+    data_root = DataRootResource(path=root)
     return {
-        "io_manager": ParquetIOManager(root=root),
-        "storage": StorageResource(root=root),
-        "inputs": InputsResource(data_root=root),
+        "io_manager": ParquetIOManager(data_root=data_root),
+        "storage": StorageResource(data_root=data_root),
+        "inputs": InputsResource(data_root=data_root),
         "text_model": TextModelResource(compute=ComputeResource(), kind="hashing"),
     }
 
@@ -107,14 +116,14 @@ def test_shards_run_in_parallel_and_merge_to_the_unsharded_vectors(tmp_path, mon
         overlap = min(end for _, end in windows) - max(begin for begin, _ in windows)
         assert overlap > 0, f"the shard runs did not overlap: {windows}"
 
-        catalog = TableStore(tmp_path).read("catalog")
+        catalog = TableStore(DataRoot.at(tmp_path).tables).read("catalog")
         shard_meta = [_metadata(instance, r) for r in shard_runs]
         rows = [m["rows"] for m in shard_meta]
         assert min(rows) > 0 and sum(rows) == catalog.height
         assert [m["encoded"] for m in shard_meta] == rows
         assert _metadata(instance, merge_run)["rows"] == catalog.height
 
-        merged = EmbeddingStore.open(tmp_path / sharded.MERGED_DIR)
+        merged = EmbeddingStore.open(DataRoot.at(tmp_path).merged_embeddings)
         single = embed_products(catalog, HashingEncoder(), tmp_path / "unsharded").store
         ids = catalog.get_column("offer_id").sort()
         assert merged.manifest.get_column("offer_id").equals(ids)
@@ -127,7 +136,7 @@ def test_shards_run_in_parallel_and_merge_to_the_unsharded_vectors(tmp_path, mon
         assert len(again) == n_shards + 1 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in again)
         assert [_metadata(instance, r)["encoded"] for r in again[:n_shards]] == [0] * n_shards
         assert [_metadata(instance, r)["reused"] for r in again[:n_shards]] == rows
-        remerged = EmbeddingStore.open(tmp_path / sharded.MERGED_DIR)
+        remerged = EmbeddingStore.open(DataRoot.at(tmp_path).merged_embeddings)
         np.testing.assert_array_equal(remerged.vectors("text", ids), single.vectors("text", ids))
         steps = [round(_step_seconds(instance, r), 2) for r in first]
     print(
