@@ -51,7 +51,7 @@ PREVIOUS_PARTITION_INDEX = "_partitions.previous.parquet"
 
 
 class TableStore:
-    """Parquet tables under ``<root>/tables``: ``<name>.parquet``, or for a partitioned table a folder of
+    """Parquet tables under ``tables_dir``: ``<name>.parquet``, or for a partitioned table a folder of
     batch files (one per write, holding every partition that write materialized) and an index
     (``_partitions.parquet``: partition -> batch file, rows). A run over 1,347 pages writes one file, not
     1,347; re-materializing one page writes a small batch and repoints that page. The index is the commit

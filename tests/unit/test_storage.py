@@ -61,7 +61,7 @@ def test_table_store_write_read(tmp_path: Path) -> None:
     assert store.read_if_exists("t") is None
     with pytest.raises(FileNotFoundError, match="'t' has not been materialized"):
         store.read("t")
-    assert store.write("t", df) == tmp_path / "tables" / "t.parquet"
+    assert store.write("t", df) == tmp_path / "t.parquet"
     assert store.read("t").equals(df)
     assert store.read_if_exists("t").equals(df)
 
@@ -83,7 +83,7 @@ def test_write_partitions_one_batch_file_and_an_index_including_empty(tmp_path: 
     store = TableStore(tmp_path)
     counts = store.write_partitions("cands", _candidates(), ["1", "3", "7"])
     assert counts == {"1": 2, "3": 3, "7": 0}
-    folder = tmp_path / "tables" / "cands"
+    folder = tmp_path / "cands"
     assert len(store.partition_files("cands")) == 1  # one file for the whole run, not one per page
     index = store.partition_index("cands")
     assert index.get_column("partition").to_list() == ["1", "3", "7"]
@@ -104,7 +104,7 @@ def test_rewriting_a_page_repoints_it_and_old_batches_are_collected(tmp_path: Pa
         store.write_partitions("cands", pl.DataFrame({"category_id": [1], "offer_id": [f"z{i}"], "s": [0.5]}), ["1"])
     files = store.partition_files("cands")
     assert first[0] in files and len(files) == 2  # page 3 still lives in the first batch
-    on_disk = sorted(p.name for p in (tmp_path / "tables" / "cands").glob("batch-*.parquet"))
+    on_disk = sorted(p.name for p in (tmp_path / "cands").glob("batch-*.parquet"))
     assert len(on_disk) == 3  # the current batches plus the one the previous index still names
     assert store.read_partitions("cands", ["1"]).get_column("offer_id").to_list() == ["z1"]
 
@@ -118,7 +118,7 @@ def test_write_partitions_rejects_rows_of_unrequested_partitions(tmp_path: Path)
     store = TableStore(tmp_path)
     with pytest.raises(ValueError, match=r"cands: rows for partitions \['3'\] not being materialized"):
         store.write_partitions("cands", _candidates(), ["1"])
-    assert not (tmp_path / "tables" / "cands").exists()  # nothing was written
+    assert not (tmp_path / "cands").exists()  # nothing was written
 
 
 def test_write_partitions_replaces_only_requested(tmp_path: Path) -> None:
