@@ -58,10 +58,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from seestocks_rank.evaluation.harness import RelevanceModels, evaluate
-    from seestocks_rank.inputs.judgments import load_eval_judgments
+    from seestocks_rank.inputs.judgments import load_query_judgments
     from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
-    judgments = load_eval_judgments(args.judgments)
+    judgments = load_query_judgments(args.judgments)
     model_dir = Path(args.model) if args.model else _root(args).relevance_models
     models = RelevanceModels.load(model_dir, device=args.device) if model_dir.exists() else None
     if models is None:
@@ -80,12 +80,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from seestocks_rank.evaluation.training import train_relevance_models
-    from seestocks_rank.inputs.judgments import load_eval_judgments
+    from seestocks_rank.inputs.judgments import load_query_judgments
     from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
     out = Path(args.out) if args.out else _root(args).relevance_models
     summary = train_relevance_models(
-        load_eval_judgments(args.judgments),
+        load_query_judgments(args.judgments),
         SentenceTransformerEncoder(device=args.device),
         out,
         cross_encoder_budget_s=args.minutes * 60,

@@ -1,44 +1,91 @@
-"""Human relevance judgments: ``category_id, product_id, grade`` (any numeric grade scale)."""
+"""Human relevance judgments, in the two formats the project reads, through one loader.
+
+* **Page judgments** (the pipeline's input, ``SEESTOCKS_JUDGMENTS``): ``category_id, product_id, grade``,
+  a grade for a product on a category page.
+* **Query judgments** (``seestocks-rank train`` / ``evaluate``): ``query_id, query, product_id, title,
+  grade`` and optionally ``description, price, retailer, category_path, image_path``; each query stands
+  for a category page's context.
+
+Grades may be on any numeric scale. A missing column or a value that does not parse raises naming the
+column and the first bad row.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import polars as pl
 
 from seestocks_rank.inputs.files import read_table
 
-if TYPE_CHECKING:
-    pass
+_TEXT = pl.Utf8
 
 
-JUDGMENT_COLUMNS = ("category_id", "product_id", "grade")
+@dataclass(frozen=True)
+class JudgmentsFormat:
+    """A judgments layout: required and optional columns with their types, the key of a judgment, and
+    which of two judgments of the same key is kept."""
+
+    required: dict[str, pl.DataType]
+    key: tuple[str, ...]
+    keep: Literal["first", "last"]
+    optional: dict[str, pl.DataType] = field(default_factory=dict)
+    id_columns: tuple[str, ...] = ("product_id",)  # whitespace around ids is not part of the id
 
 
-def load_judgments(path: str | Path) -> pl.DataFrame:
-    """Read and type a judgments file; raises naming a missing column or the first bad row."""
+PAGE_JUDGMENTS = JudgmentsFormat(
+    required={"category_id": pl.Int64, "product_id": _TEXT, "grade": pl.Float64},
+    key=("category_id", "product_id"),
+    keep="last",
+)
+QUERY_JUDGMENTS = JudgmentsFormat(
+    required={"query_id": _TEXT, "query": _TEXT, "product_id": _TEXT, "title": _TEXT, "grade": pl.Float64},
+    key=("query_id", "product_id"),
+    keep="first",
+    optional={
+        "description": _TEXT,
+        "retailer": _TEXT,
+        "category_path": _TEXT,
+        "image_path": _TEXT,
+        "price": pl.Float64,
+    },  # fmt: skip
+)
+
+
+def _typed(column: str, dtype: pl.DataType, strip: bool) -> pl.Expr:
+    text = pl.col(column).cast(pl.Utf8)
+    if dtype == _TEXT:
+        return text.str.strip_chars() if strip else text
+    return text.str.strip_chars().cast(dtype, strict=False)
+
+
+def read_judgments(path: str | Path, layout: JudgmentsFormat) -> pl.DataFrame:
+    """Read and type a judgments file in ``layout``; one row per key (see :class:`JudgmentsFormat`)."""
     raw = read_table(path)
-    missing = [c for c in JUDGMENT_COLUMNS if c not in raw.columns]
+    missing = [c for c in layout.required if c not in raw.columns]
     if missing:
-        raise ValueError(f"{path}: judgments lack column(s) {missing}; expected {list(JUDGMENT_COLUMNS)}")
-    typed = raw.select(
-        pl.col("category_id").cast(pl.Utf8).str.strip_chars().cast(pl.Int64, strict=False),
-        pl.col("product_id").cast(pl.Utf8).str.strip_chars(),
-        pl.col("grade").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False),
-    )
-    raise_on_null(raw, typed, JUDGMENT_COLUMNS, path)
-    return typed.unique(subset=["category_id", "product_id"], keep="last", maintain_order=True)
-
-
-def raise_on_null(raw: pl.DataFrame, typed: pl.DataFrame, columns: tuple[str, ...], path: str | Path) -> None:
-    """Raise naming the first row whose required value is missing or failed to parse (``typed`` is ``raw``
-    after casting, row-aligned)."""
-    for column in columns:
+        expected = list(layout.required) + ([f"+ optional {list(layout.optional)}"] if layout.optional else [])
+        raise ValueError(f"{path}: judgments lack column(s) {missing}; expected {expected}")
+    present = {**layout.required, **{c: t for c, t in layout.optional.items() if c in raw.columns}}
+    typed = raw.select(_typed(c, t, c in layout.id_columns) for c, t in present.items())
+    for column in layout.required:
         bad = typed.get_column(column).is_null()
         if bad.any():
             row = int(bad.arg_max())
             raise ValueError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
+    return typed.unique(subset=list(layout.key), keep=layout.keep, maintain_order=True)
+
+
+def load_judgments(path: str | Path) -> pl.DataFrame:
+    """Page judgments (``category_id, product_id, grade``); the last of duplicate judgments wins."""
+    return read_judgments(path, PAGE_JUDGMENTS)
+
+
+def load_query_judgments(path: str | Path) -> pl.DataFrame:
+    """Query judgments (``query_id, query, product_id, title, grade`` + optional columns)."""
+    return read_judgments(path, QUERY_JUDGMENTS)
 
 
 def judged_pairs(judgments: pl.DataFrame, products: pl.DataFrame, page_ids: pl.Series) -> pl.DataFrame:
@@ -49,28 +96,3 @@ def judged_pairs(judgments: pl.DataFrame, products: pl.DataFrame, page_ids: pl.S
         .join(products.select("offer_id", "product_id"), on="product_id", how="inner")
         .select("category_id", "offer_id", "grade")
     )
-
-
-REQUIRED = ("query_id", "query", "product_id", "title", "grade")
-
-
-OPTIONAL = ("description", "price", "retailer", "category_path", "image_path")
-
-
-def load_eval_judgments(path: str | Path) -> pl.DataFrame:
-    """Read and type a judgments file; raises naming a missing column or the first bad row."""
-    raw = read_table(path)
-    missing = [c for c in REQUIRED if c not in raw.columns]
-    if missing:
-        raise ValueError(f"{path}: judgments lack column(s) {missing}; expected {list(REQUIRED)} (+ {list(OPTIONAL)})")
-    typed = raw.select(
-        pl.col("query_id").cast(pl.Utf8),
-        pl.col("query").cast(pl.Utf8),
-        pl.col("product_id").cast(pl.Utf8),
-        pl.col("title").cast(pl.Utf8),
-        pl.col("grade").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False),
-        *(pl.col(c).cast(pl.Utf8) for c in OPTIONAL if c in raw.columns and c != "price"),
-        *([pl.col("price").cast(pl.Utf8).cast(pl.Float64, strict=False)] if "price" in raw.columns else []),
-    )
-    raise_on_null(raw, typed, REQUIRED, path)
-    return typed.unique(["query_id", "product_id"], keep="first", maintain_order=True)

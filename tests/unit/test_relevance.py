@@ -21,7 +21,7 @@ from seestocks_rank.evaluation.statistics import (
     paired_differences,
     paired_standard_error,
 )
-from seestocks_rank.inputs.judgments import load_eval_judgments
+from seestocks_rank.inputs.judgments import load_query_judgments
 
 
 def _dcg(gains: list[float]) -> float:
@@ -68,14 +68,14 @@ def test_ties_are_broken_by_product_id():
     assert r["product_id"].to_list() == ["a", "b", "c"]
 
 
-def test_load_eval_judgments_names_missing_columns_and_bad_rows(tmp_path: Path):
+def test_load_query_judgments_names_missing_columns_and_bad_rows(tmp_path: Path):
     f = tmp_path / "j.csv"
     f.write_text("query_id,query,product_id,title\n1,x,p,t\n")
     with pytest.raises(ValueError, match="grade"):
-        load_eval_judgments(f)
+        load_query_judgments(f)
     f.write_text("query_id,query,product_id,title,grade,price\n1,x,p,t,2,3.5\n1,x,q,t2,high,1\n")
     with pytest.raises(ValueError, match="row 1 .*grade"):
-        load_eval_judgments(f)
+        load_query_judgments(f)
 
 
 def test_evaluate_compares_rankers_deterministically(hashing_encoder):
