@@ -6,11 +6,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from seestocks_rank.store.layout import DataRoot
-from seestocks_rank.store.model_cache import CachedCrossEncoder, CachedTextEncoder
-from seestocks_rank.store.tables import TableStore, write_parquet_atomic
+from seestocks_rank.store.model_cache import CachedCrossEncoder, CachedTextEncoder, cached
+from seestocks_rank.store.tables import TableStore
 
 
 class DataRootResource(dg.ConfigurableResource):
@@ -39,32 +38,22 @@ class StorageResource(dg.ConfigurableResource):
     def tables(self) -> TableStore:
         return TableStore(self.root.tables)
 
-    def _read_cache(self, name: str) -> pl.DataFrame | None:
-        path = self.root.cache / f"{name}.parquet"
-        return pl.read_parquet(path) if path.exists() else None
-
-    def _write_cache(self, name: str, cache: CachedCrossEncoder | CachedTextEncoder) -> None:
-        if cache.computed or cache.reused:
-            write_parquet_atomic(cache.kept(self.cache_days), self.root.cache / f"{name}.parquet")
-
     @contextmanager
     def cached_cross_encoder(self, model: object | None) -> Iterator[CachedCrossEncoder | None]:
-        """``model`` answering pairs scored on earlier runs from ``cache/cross_encoder_scores.parquet``
-        (written back when the block succeeds). ``None`` stays ``None``."""
+        """``model`` answering pairs scored on earlier runs from ``cache/cross_encoder_scores.parquet``.
+        ``None`` stays ``None``."""
         if model is None:
             yield None
             return
-        cache = CachedCrossEncoder(model, self._read_cache("cross_encoder_scores"))
-        yield cache
-        self._write_cache("cross_encoder_scores", cache)
+        with cached(CachedCrossEncoder, model, self.root.cache / "cross_encoder_scores.parquet", self.cache_days) as c:
+            yield c
 
     @contextmanager
     def cached_text_encoder(self, encoder: object) -> Iterator[CachedTextEncoder]:
         """``encoder`` answering texts embedded on earlier runs (prompts, judged titles) from
-        ``cache/text_vectors.parquet`` (written back when the block succeeds)."""
-        cache = CachedTextEncoder(encoder, self._read_cache("text_vectors"))
-        yield cache
-        self._write_cache("text_vectors", cache)
+        ``cache/text_vectors.parquet``."""
+        with cached(CachedTextEncoder, encoder, self.root.cache / "text_vectors.parquet", self.cache_days) as c:
+            yield c
 
 
 class InputsResource(dg.ConfigurableResource):

@@ -3,59 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
 
 from seestocks_rank.benchmarks.dedup import dedup_benchmark
 from seestocks_rank.benchmarks.mistag import mistag_benchmark
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.models.encoders import TextEncoder
-
-
-# ---------------------------------------------------------------------------- embeddings cache
-class CachedEncoder:
-    """Wraps a :class:`TextEncoder`; vectors are cached on disk keyed by model version and text hash."""
-
-    def __init__(self, encoder: TextEncoder, cache_dir: str | Path):
-        self.encoder = encoder
-        self.model_version = encoder.model_version
-        self.dim = encoder.dim
-        safe = re.sub(r"[^A-Za-z0-9_.@-]+", "_", encoder.model_version)
-        self.path = Path(cache_dir) / f"{safe}.npz"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._index: dict[str, int] = {}
-        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
-        if self.path.exists():
-            with np.load(self.path) as data:
-                self._vectors = data["vectors"]
-                self._index = {k: i for i, k in enumerate(data["keys"].tolist())}
-        self.encoded = 0
-        self._unsaved = 0
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-        todo = list(dict.fromkeys(k_t for k_t in zip(keys, texts, strict=True) if k_t[0] not in self._index))
-        if todo:
-            fresh = self.encoder.encode([t for _, t in todo])
-            start = len(self._vectors)
-            self._vectors = np.concatenate([self._vectors, fresh.astype(np.float32)])
-            self._index.update({k: start + i for i, (k, _) in enumerate(todo)})
-            self.encoded += len(todo)
-            self._unsaved += len(todo)
-            if self._unsaved >= 5_000:  # big batches are worth persisting at once; call save() at the end
-                self.save()
-        return self._vectors[[self._index[k] for k in keys]] if keys else self._vectors[:0]
-
-    def save(self) -> None:
-        keys = np.array(sorted(self._index, key=self._index.__getitem__))
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=keys, vectors=self._vectors)
-        tmp.replace(self.path)
-        self._unsaved = 0
+from seestocks_rank.store.model_cache import CachedTextEncoder, cached
 
 
 # ---------------------------------------------------------------------------- CLI handlers
@@ -67,27 +23,31 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SEESTOCKS_CACHE_DIR") or Path(tempfile.gettempdir()) / "seestocks-rank-cache")
 
 
-def text_encoder(cache_dir: str | Path | None = None) -> CachedEncoder:
-    """MiniLM (offline weights) behind the embeddings cache."""
+@contextmanager
+def text_encoder(cache_dir: str | Path | None = None) -> Iterator[CachedTextEncoder]:
+    """MiniLM (offline weights) behind the model cache, in ``<cache_dir>/text_vectors.parquet``: a rerun of a
+    benchmark encodes nothing."""
     from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
-    return CachedEncoder(SentenceTransformerEncoder(), cache_dir or default_cache_dir())
+    path = Path(cache_dir or default_cache_dir()) / "text_vectors.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with cached(CachedTextEncoder, SentenceTransformerEncoder(), path) as encoder:
+        yield encoder
 
 
 def cmd_bench_mistagged(args: argparse.Namespace) -> int:
     """``seestocks-rank bench mistagged``: print the mis-tag protocol's figures as one JSON object."""
     from seestocks_rank.inputs.files import read_table
 
-    encoder = text_encoder(args.cache_dir)
-    result = mistag_benchmark(
-        read_table(args.catalog),
-        Taxonomy.load(args.taxonomy),
-        encoder,
-        noise=args.noise,
-        seed=args.seed,
-        min_page_products=args.min_page_products,
-    )
-    encoder.save()
+    with text_encoder(args.cache_dir) as encoder:
+        result = mistag_benchmark(
+            read_table(args.catalog),
+            Taxonomy.load(args.taxonomy),
+            encoder,
+            noise=args.noise,
+            seed=args.seed,
+            min_page_products=args.min_page_products,
+        )
     print(json.dumps(result))
     return 0
 
@@ -97,9 +57,8 @@ def cmd_bench_dedup(args: argparse.Namespace) -> int:
     from seestocks_rank.inputs.files import read_table
 
     offers = read_table(args.offers)
-    encoder = text_encoder(args.cache_dir)
-    result = dedup_benchmark(offers, encoder)
-    encoder.save()
+    with text_encoder(args.cache_dir) as encoder:
+        result = dedup_benchmark(offers, encoder)
     print(json.dumps(result))
     return 0
 

@@ -130,38 +130,37 @@ def main() -> int:
     args = parser.parse_args()
     data = Path(args.data)
     start = time.perf_counter()
-    encoder = text_encoder(args.cache_dir)
-    results: dict = {}
+    with text_encoder(args.cache_dir) as encoder:
+        results: dict = {}
 
-    flipkart_raw, flipkart_tax = load_flipkart(data / "flipkart" / "flipkart_20k_joined.csv.gz")
-    for noise in (0.1, 0.0):
+        flipkart_raw, flipkart_tax = load_flipkart(data / "flipkart" / "flipkart_20k_joined.csv.gz")
+        for noise in (0.1, 0.0):
+            step(
+                f"mistagged_flipkart_noise{round(noise * 100)}", results, mistag_benchmark,
+                flipkart_raw, flipkart_tax, encoder, noise=noise, seed=args.seed,
+            )  # fmt: skip
+        flipkart = validate_catalog(flipkart_raw, flipkart_tax.ids, check_images=False).products
+        step("sibling_flipkart", results, sibling_benchmark, flipkart, flipkart_tax, encoder)
+        fashion, fashion_tax = load_fashion(data / "fashion_products" / "styles.csv.gz")
+        step("sibling_fashion", results, sibling_benchmark, fashion, fashion_tax, encoder)
+        google = Taxonomy.load(data / "google_taxonomy" / "taxonomy-with-ids.en-US.txt")
         step(
-            f"mistagged_flipkart_noise{round(noise * 100)}", results, mistag_benchmark,
-            flipkart_raw, flipkart_tax, encoder, noise=noise, seed=args.seed,
-        )  # fmt: skip
-    flipkart = validate_catalog(flipkart_raw, flipkart_tax.ids, check_images=False).products
-    step("sibling_flipkart", results, sibling_benchmark, flipkart, flipkart_tax, encoder)
-    fashion, fashion_tax = load_fashion(data / "fashion_products" / "styles.csv.gz")
-    step("sibling_fashion", results, sibling_benchmark, fashion, fashion_tax, encoder)
-    google = Taxonomy.load(data / "google_taxonomy" / "taxonomy-with-ids.en-US.txt")
-    step(
-        "google_taxonomy_flipkart_titles",
-        results,
-        google_taxonomy_timing,
-        flipkart["title"].to_list(),
-        google,
-        encoder,
-    )
-    step(
-        "dedup_pricerunner",
-        results,
-        dedup_benchmark,
-        load_pricerunner(data / "pricerunner" / "pricerunner_aggregate.csv"),
-        encoder,
-    )
-    for name in ("walmart-amazon_1", "abt-buy", "amazon-google"):
-        step(f"match_{name}", results, matching_benchmark, load_matching(data / "product_matching" / name), encoder)
-    encoder.save()
+            "google_taxonomy_flipkart_titles",
+            results,
+            google_taxonomy_timing,
+            flipkart["title"].to_list(),
+            google,
+            encoder,
+        )
+        step(
+            "dedup_pricerunner",
+            results,
+            dedup_benchmark,
+            load_pricerunner(data / "pricerunner" / "pricerunner_aggregate.csv"),
+            encoder,
+        )
+        for name in ("walmart-amazon_1", "abt-buy", "amazon-google"):
+            step(f"match_{name}", results, matching_benchmark, load_matching(data / "product_matching" / name), encoder)
 
     report = {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},

@@ -11,16 +11,18 @@ duplicate offers share titles) go through once. A reworded title, a renamed page
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
+from seestocks_rank.store.tables import write_parquet_atomic
+
 LAST_USED = pl.Datetime("us", "UTC")
-
-
-LAST_USED_NAIVE = pl.Datetime("us")
 
 
 class _Rows:
@@ -164,3 +166,18 @@ class CachedTextEncoder(_TextKeyedCache):
 
     def _value_shape(self) -> tuple[int, ...]:
         return (self.dim,)
+
+
+Cache = TypeVar("Cache", CachedCrossEncoder, CachedTextEncoder)
+
+
+@contextmanager
+def cached(cache_type: type[Cache], model: object, path: Path, keep_days: float | None = None) -> Iterator[Cache]:
+    """``model`` behind a ``cache_type`` whose rows live in ``path`` (Parquet): read when the block starts,
+    written back (atomically) when it ends, without the rows unused for ``keep_days`` when given."""
+    cache = cache_type(model, pl.read_parquet(path) if path.exists() else None)
+    try:
+        yield cache
+    finally:
+        if cache.computed or cache.reused:
+            write_parquet_atomic(cache.table if keep_days is None else cache.kept(keep_days), path)

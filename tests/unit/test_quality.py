@@ -7,12 +7,12 @@ import json
 import numpy as np
 import polars as pl
 
-from seestocks_rank.benchmarks.cli import CachedEncoder
 from seestocks_rank.benchmarks.datasets import catalog_frame, clean_flipkart_paths, taxonomy_from_paths
 from seestocks_rank.benchmarks.dedup import dedup_benchmark
 from seestocks_rank.benchmarks.mistag import inject_noise, mistag_benchmark, select_pages
 from seestocks_rank.benchmarks.siblings import sibling_confusion
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.store.model_cache import CachedTextEncoder, cached
 
 
 def test_clean_flipkart_paths_drops_product_and_brand_levels() -> None:
@@ -142,11 +142,12 @@ def test_dedup_benchmark(hashing_encoder) -> None:
     json.dumps(result)
 
 
-def test_cached_encoder_encodes_each_text_once(tmp_path, hashing_encoder) -> None:
-    cached = CachedEncoder(hashing_encoder, tmp_path)
-    first = cached.encode(["a b", "c", "a b"])
+def test_file_backed_text_cache_encodes_each_text_once(tmp_path, hashing_encoder) -> None:
+    path = tmp_path / "text_vectors.parquet"
+    with cached(CachedTextEncoder, hashing_encoder, path) as encoder:
+        first = encoder.encode(["a b", "c", "a b"])
     assert hashing_encoder.encoded == 2
-    cached.save()
-    again = CachedEncoder(hashing_encoder, tmp_path).encode(["c", "a b"])
+    with cached(CachedTextEncoder, hashing_encoder, path) as encoder:
+        again = encoder.encode(["c", "a b"])
     assert hashing_encoder.encoded == 2
     np.testing.assert_allclose(again, first[[1, 0]])
