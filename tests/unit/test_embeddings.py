@@ -206,8 +206,8 @@ def test_vectors_of_empty_frame_keeps_dimension() -> None:
 
 
 def test_hashing_encoder_is_deterministic_and_normalised(hashing_encoder, make_hashing_encoder) -> None:
-    a = hashing_encoder.encode(["red bell peppers", "fresh peppers", "canvas tool bag"])
-    b = make_hashing_encoder().encode(["red bell peppers", "fresh peppers", "canvas tool bag"])
+    a = hashing_encoder.encode(["red bell peppers", "fresh red bell peppers", "canvas tool bag"])
+    b = make_hashing_encoder().encode(["red bell peppers", "fresh red bell peppers", "canvas tool bag"])
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
     assert a[0] @ a[1] > a[0] @ a[2]
