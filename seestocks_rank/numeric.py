@@ -1,4 +1,5 @@
-"""Vector helpers shared by the stages: unit rows, row-wise dots, Array columns."""
+"""Numeric helpers shared by the stages: unit rows, row-wise dots, Array columns, feature matrices and the
+robust z-score."""
 
 from __future__ import annotations
 
@@ -33,3 +34,24 @@ def array_series(name: str, matrix: np.ndarray) -> pl.Series:
     """An ``Array(Float32, dim)`` series from a ``[n, dim]`` matrix."""
     matrix = np.asarray(matrix, dtype=np.float32)
     return pl.Series(name, matrix, dtype=pl.Array(pl.Float32, matrix.shape[1]))
+
+
+MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
+
+
+def median_mad(values: np.ndarray) -> tuple[float, float]:
+    """The median of ``values`` and their median absolute deviation from it."""
+    median = float(np.median(values))
+    return median, float(np.median(np.abs(values - median)))
+
+
+def robust_z(values: pl.Expr, median: pl.Expr, mad: pl.Expr, floor: float) -> pl.Expr:
+    """(value - median) / (1.4826 * MAD), the MAD floored at ``floor`` so tight groups don't explode."""
+    return (values - median) / (pl.max_horizontal(mad, pl.lit(floor)) * MAD_TO_SIGMA)
+
+
+def feature_matrix(df: pl.DataFrame, features: list[str], fill: float = np.nan) -> np.ndarray:
+    """``[rows, features]`` float64 matrix of ``df``'s ``features``; nulls, NaNs and absent columns become
+    ``fill`` (NaN: missing, as LightGBM reads it; 0.0: no contribution to a linear blend)."""
+    columns = [pl.col(f).cast(pl.Float64) if f in df.columns else pl.lit(None, pl.Float64).alias(f) for f in features]
+    return df.select(c.fill_null(fill).fill_nan(fill) for c in columns).to_numpy()

@@ -17,6 +17,7 @@ import polars as pl
 
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.models.lexical import bm25_scores, term_coverage, tokens
+from seestocks_rank.numeric import robust_z
 from seestocks_rank.reranking.fusion import FusionModel
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def relevance_features(
         log_price = pl.col("price").log()
         median = log_price.median().over("query_id")
         mad = (log_price - median).abs().median().over("query_id")
-        feats = feats.with_columns(((log_price - median) / (1.4826 * mad.clip(0.05))).alias("price_z"))
+        feats = feats.with_columns(robust_z(log_price, median, mad, 0.05).alias("price_z"))
     z_cols = [c for c in ("bi_encoder", "bm25", "cross_encoder") if c in feats.columns]
     return feats.with_columns(_within_query_z(c) for c in z_cols).drop("_context")
 

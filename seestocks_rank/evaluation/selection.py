@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from seestocks_rank.numeric import feature_matrix
 from seestocks_rank.reranking.fusion import FusionModel, train_fusion
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ class LinearBlend:
 
     def predict(self, df: pl.DataFrame) -> pl.DataFrame:
         return df.with_columns(
-            pl.Series("score", _matrix(df, self.features) @ np.asarray(self.weights), dtype=pl.Float64),
+            pl.Series(
+                "score", feature_matrix(df, self.features, fill=0.0) @ np.asarray(self.weights), dtype=pl.Float64
+            ),
             pl.lit(self.version).alias("model_version"),
         )
 
@@ -89,7 +92,7 @@ class LinearBlend:
         if objective not in cls.OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; expected one of {cls.OBJECTIVES}")
         relevant_min, irrelevant_max = grade_thresholds(feats.get_column("grade"), relevant_min, irrelevant_max)
-        x = _matrix(feats, features)
+        x = feature_matrix(feats, features, fill=0.0)
 
         def metrics(weights: np.ndarray) -> dict[str, dict[str, float]]:
             return _ranking_metrics(feats, x @ weights, relevant_min, irrelevant_max)
@@ -120,10 +123,6 @@ class LinearBlend:
             weights.tolist(),
             {"train_ndcg@10": final["all"]["ndcg@10"], "train_selection_score": round(selection_score(final), 4)},
         )
-
-
-def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:
-    return df.select([pl.col(f).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for f in features]).to_numpy()
 
 
 def _per_query_metrics(

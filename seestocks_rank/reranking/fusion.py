@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.evaluation.splits import split_groups
+from seestocks_rank.numeric import feature_matrix
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 
 MODEL_FILE = "model.txt"
@@ -35,7 +36,7 @@ class FusionModel:
 
     def predict(self, df: pl.DataFrame) -> pl.DataFrame:
         """``df`` with ``score`` (ranking score) and ``confidence`` (P(relevant), 0-1) appended."""
-        x = _matrix(df, self.features)
+        x = feature_matrix(df, self.features)
         score = self.booster.predict(x, num_threads=0) if len(x) else np.zeros(0)
         a, b = self.calibration
         return df.with_columns(
@@ -75,11 +76,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically stable logistic function (no overflow, no clipping plateau)."""
     z = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
-def _matrix(df: pl.DataFrame, features: list[str]) -> np.ndarray:
-    cols = [pl.col(f).cast(pl.Float64) if f in df.columns else pl.lit(None, pl.Float64).alias(f) for f in features]
-    return df.select(cols).fill_null(np.nan).to_numpy()
 
 
 def relevance_levels(grades: pl.Series) -> np.ndarray:
@@ -128,7 +124,7 @@ def train_fusion(
     judged = judged.sort(group_column, "offer_id" if "offer_id" in judged.columns else group_column)
     levels = relevance_levels(judged.get_column("grade"))
     is_valid = split_groups(judged.get_column(group_column), valid_share, seed)
-    x = _matrix(judged, features)
+    x = feature_matrix(judged, features)
 
     def dataset(mask: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
         group_sizes = judged.filter(pl.Series(mask)).group_by(group_column, maintain_order=True).len()

@@ -11,7 +11,7 @@ import polars as pl
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.lexical import term_coverage
-from seestocks_rank.numeric import rowwise_dot
+from seestocks_rank.numeric import robust_z, rowwise_dot
 
 FEATURE_COLUMNS = (
     "centroid_cosine",
@@ -28,17 +28,9 @@ FEATURE_COLUMNS = (
 )
 
 
-_MAD_TO_SIGMA = 1.4826
-
-
 def name_match(titles: pl.Expr, page_names: pl.Expr) -> pl.Expr:
     """Share of the page name's words present in the title (title-category coherence, lexical)."""
     return term_coverage(page_names, titles)
-
-
-def robust_z(values: pl.Expr, median: pl.Expr, mad: pl.Expr, floor: float) -> pl.Expr:
-    """(value - median) / (1.4826 * MAD), the MAD floored so tight pages don't explode."""
-    return ((values - median) / (pl.max_horizontal(mad, pl.lit(floor)) * _MAD_TO_SIGMA)).cast(pl.Float32)
 
 
 def compute_features(
@@ -109,14 +101,16 @@ def compute_features(
             pl.Series("predicted_distance", predicted_distance).replace(-1.0, None),
             pl.Series("assigned_within_page", within, dtype=pl.Float32),
             name_match(pl.col("title"), leaf_name).alias("name_match"),
-            robust_z(pl.col("price").log(), pl.col("log_price_median"), pl.col("log_price_mad"), 0.1).alias("price_z"),
+            robust_z(pl.col("price").log(), pl.col("log_price_median"), pl.col("log_price_mad"), 0.1)
+            .cast(pl.Float32)
+            .alias("price_z"),
             pl.Series("visual_similarity", visual, dtype=pl.Float32).fill_nan(None),
             pl.lit(None, pl.Float32).alias("cross_encoder_score"),
         )
         .with_columns(
-            robust_z(pl.col("centroid_cosine"), pl.col("member_cos_median"), pl.col("member_cos_mad"), 0.02).alias(
-                "centroid_cosine_z"
-            ),
+            robust_z(pl.col("centroid_cosine"), pl.col("member_cos_median"), pl.col("member_cos_mad"), 0.02)
+            .cast(pl.Float32)
+            .alias("centroid_cosine_z"),
             pl.col("price_z").abs().alias("price_abs_z"),
         )
         .select(*pairs.columns, *(c for c in FEATURE_COLUMNS if c not in pairs.columns))

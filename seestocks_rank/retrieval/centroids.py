@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.numeric import array_series, normalize_rows
+from seestocks_rank.numeric import array_series, median_mad, normalize_rows
 from seestocks_rank.retrieval.embeddings import image_vectors
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -109,8 +109,8 @@ def category_centroids(
         centroids[i], keep = robust_centroid(member_vecs, prompt_vectors[i], trim=trim, prompt_weight=prompt_weight)
         stats[i, 0:2] = (len(rows), keep.sum())
         if len(rows):
-            stats[i, 2:4] = _median_mad(member_vecs @ centroids[i])
-            stats[i, 4:6] = _median_mad(log_price[rows[keep]])
+            stats[i, 2:4] = median_mad(member_vecs @ centroids[i])
+            stats[i, 4:6] = median_mad(log_price[rows[keep]])
     profiles = (
         pl.DataFrame(
             {
@@ -166,11 +166,6 @@ def visual_prototypes(
         )
         has[i] = True
     return out, has, counts
-
-
-def _median_mad(values: np.ndarray) -> tuple[float, float]:
-    med = float(np.median(values))
-    return med, float(np.median(np.abs(values - med)))
 
 
 def page_profiles(

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.reranking.signals import FEATURE_COLUMNS, compute_features, name_match, robust_z
+from seestocks_rank.numeric import robust_z
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS, compute_features, name_match
 from seestocks_rank.retrieval.centroids import category_centroids
 
 TAXONOMY = """\
@@ -68,7 +69,7 @@ def test_robust_z_hand_computed() -> None:
         }
     )
     out = df.select(robust_z(pl.col("v"), pl.col("med"), pl.col("mad"), 1.0).alias("z")).get_column("z")
-    assert out.dtype == pl.Float32
+    assert out.dtype == pl.Float64
     expected = [
         (1 - 2) / (1.0 * SIGMA),  # MAD 0.5 floored to 1
         (3 - 2) / (1.0 * SIGMA),
