@@ -8,14 +8,11 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
-
-
-def homedepot_split(query: str) -> str:
-    """The fixed split of ../shared/data/README.md: TEST when md5(query) % 5 == 0."""
-    return "test" if int(hashlib.md5(query.encode("utf-8")).hexdigest(), 16) % 5 == 0 else "train"
+from seestocks_rank.splits import hash_split
 
 
 def homedepot_judgments(path: str | Path) -> pl.DataFrame:
@@ -34,9 +31,10 @@ def homedepot_judgments(path: str | Path) -> pl.DataFrame:
     if missing:
         raise ValueError(f"{path}: not a Home Depot judgments file, missing {sorted(missing)}")
     queries = df.get_column("search_term").str.to_lowercase().str.strip_chars()
-    distinct = queries.unique().to_list()
-    split = {q: homedepot_split(q) for q in distinct}  # one md5 per distinct query (11.8K), not per row
-    qid = {q: hashlib.md5(q.encode("utf-8")).hexdigest()[:12] for q in distinct}
+    distinct = queries.unique()
+    # The fixed split of ../shared/data/README.md: TEST when md5(query) % 5 == 0 (one md5 per distinct query).
+    split = dict(zip(distinct.to_list(), np.where(hash_split(distinct, 5) == 0, "test", "train").tolist(), strict=True))
+    qid = {q: hashlib.md5(q.encode("utf-8")).hexdigest()[:12] for q in distinct.to_list()}
     return pl.DataFrame(
         {
             "query_id": queries.replace_strict(qid),

@@ -7,7 +7,6 @@ import polars as pl
 
 from seestocks_rank.benchmarks.datasets import REFERENCE_TIME
 from seestocks_rank.benchmarks.mistag import _round
-from seestocks_rank.evaluation.splits import hash_split
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.rules.dedup import (
     PAIR_FEATURES,
@@ -19,6 +18,7 @@ from seestocks_rank.rules.dedup import (
     pairwise_prf,
 )
 from seestocks_rank.rules.page_rules import RuleConfig, apply_rules
+from seestocks_rank.splits import hash_split
 
 
 # ---------------------------------------------------------------------------- dedup

@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.benchmarks.mistag import _round
-from seestocks_rank.evaluation.splits import hash_split
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.reranking.categorize import categorize, node_prompts, node_prototypes
 from seestocks_rank.reranking.siblings import SiblingDisambiguator
+from seestocks_rank.splits import hash_split
 
 
 # ---------------------------------------------------------------------------- sibling disambiguation

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from seestocks_rank.evaluation.splits import seeded_split
 from seestocks_rank.models.vision import DEFAULT_ARCHITECTURE, VisionLanguageModel, load_vision_model
 from seestocks_rank.models.vlm_training import TrainConfig, train_contrastive
+from seestocks_rank.splits import seeded_split
 
 FASHION_LEVELS = ("masterCategory", "subCategory", "articleType")
 

@@ -26,8 +26,8 @@ from seestocks_rank.evaluation.metrics import (
     selection_score,
     summarize_metrics,
 )
-from seestocks_rank.evaluation.splits import query_folds
 from seestocks_rank.evaluation.statistics import choose_within_one_standard_error
+from seestocks_rank.splits import query_folds
 
 
 @dataclass

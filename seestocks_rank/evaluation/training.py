@@ -29,7 +29,7 @@ from seestocks_rank.evaluation.harness import (
     relevance_features,
 )
 from seestocks_rank.evaluation.selection import load_ranker, train_fusion_ranker
-from seestocks_rank.evaluation.splits import query_folds
+from seestocks_rank.splits import query_folds
 
 
 def train_relevance_models(
@@ -267,7 +267,7 @@ def _train_fold_cross_encoders(
 
 def _fusion_queries(judgments: pl.DataFrame, cross_encoder_share: float, seed: int) -> np.ndarray:
     """Rows of the queries the fusion models train on; the cross-encoder trains on the others."""
-    from seestocks_rank.evaluation.splits import split_groups
+    from seestocks_rank.splits import split_groups
 
     return split_groups(judgments.get_column("query_id"), 1.0 - cross_encoder_share, seed)
 

@@ -16,9 +16,9 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from seestocks_rank.evaluation.splits import split_groups
 from seestocks_rank.numeric import feature_matrix
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
+from seestocks_rank.splits import split_groups
 
 MODEL_FILE = "model.txt"
 

@@ -1,11 +1,12 @@
 """The Home Depot adapter and a tiny train + evaluate run on the real judgments."""
 
+import hashlib
 import json
 
 import polars as pl
 import pytest
 
-from seestocks_rank.benchmarks.datasets import homedepot_judgments, homedepot_split
+from seestocks_rank.benchmarks.datasets import homedepot_judgments
 from seestocks_rank.cli import main
 
 pytestmark = pytest.mark.realdata
@@ -18,7 +19,8 @@ def test_adapter_reads_all_judgments_with_the_fixed_split(shared_data):
     assert j["grade"].min() == 1.0 and j["grade"].max() == 3.0
     queries = j.group_by("split").agg(pl.col("query_id").n_unique()).sort("split")
     assert queries["query_id"].to_list() == [2372, 9423]  # test, train
-    assert homedepot_split("angle bracket") == j.filter(pl.col("query") == "angle bracket")["split"][0]
+    readme_rule = "test" if int(hashlib.md5(b"angle bracket").hexdigest(), 16) % 5 == 0 else "train"
+    assert readme_rule == j.filter(pl.col("query") == "angle bracket")["split"][0]
 
 
 def test_tiny_train_then_evaluate_on_unseen_queries(shared_data, tmp_path, capsys):

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seestocks_rank.evaluation.splits import split_groups
 from seestocks_rank.reranking.fusion import FusionModel, fit_calibration, relevance_levels, train_fusion
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
+from seestocks_rank.splits import split_groups
 
 
 def test_relevance_levels_integer_grades() -> None:

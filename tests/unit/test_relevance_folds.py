@@ -14,10 +14,10 @@ transformers = pytest.importorskip("transformers")
 
 from seestocks_rank.evaluation import training  # noqa: E402
 from seestocks_rank.evaluation.harness import RelevanceModels, evaluate  # noqa: E402
-from seestocks_rank.evaluation.splits import query_folds  # noqa: E402
 from seestocks_rank.evaluation.training import train_fusion_models, train_relevance_models  # noqa: E402
 from seestocks_rank.models import cross_encoder as cross_encoder_module  # noqa: E402
 from seestocks_rank.models.cross_encoder import CrossEncoder, CrossEncoderEnsemble  # noqa: E402
+from seestocks_rank.splits import query_folds  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
