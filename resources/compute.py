@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from seestocks_rank.models.encoders import resolve_device
+from seestocks_rank.models.device import resolve_device
 
 
 class ComputeResource(dg.ConfigurableResource):

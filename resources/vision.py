@@ -5,7 +5,7 @@ from functools import cache
 import dagster as dg
 import polars as pl
 
-from seestocks_rank.models.encoders import resolve_device
+from seestocks_rank.models.device import resolve_device
 from seestocks_rank.models.vision import DEFAULT_ARCHITECTURE, LazyVisionModel, resolve_precision
 from seestocks_rank.models.vlm_training import TrainConfig
 

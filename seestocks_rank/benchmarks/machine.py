@@ -6,14 +6,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+from seestocks_rank.models.device import cpu_model
+
 
 def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    """Date, processor, cores, GPU, Python, platform, commit and command of this benchmark run."""
     try:
         import torch
 
@@ -26,7 +23,7 @@ def machine_info() -> dict[str, object]:
         commit = ""
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "gpu": gpu,
         "python": platform.python_version(),

@@ -31,18 +31,9 @@ from seestocks_rank.benchmarks.mistag import mistag_benchmark
 from seestocks_rank.benchmarks.siblings import google_taxonomy_timing, sibling_benchmark
 from seestocks_rank.inputs.catalog import validate_catalog
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.models.device import cpu_model
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder (results go to its bench/results)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def step(name: str, results: dict, fn, *args, **kwargs) -> None:  # noqa: ANN001

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from seestocks_rank.models.device import cpu_model
 from seestocks_rank.models.vision import DEFAULT_ARCHITECTURE, VisionLanguageModel, load_vision_model
 from seestocks_rank.models.vlm_training import TrainConfig, train_contrastive
 from seestocks_rank.splits import seeded_split
@@ -125,16 +126,8 @@ def _machine() -> dict[str, Any]:
     import open_clip
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cuda": torch.cuda.is_available(),
         "torch": torch.__version__,

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seestocks_rank.models.encoders import default_text_model_path, resolve_device
+from seestocks_rank.models.device import cpu_has_native_bf16, resolve_device
+from seestocks_rank.models.encoders import default_text_model_path
 
 MANIFEST = "cross_encoder.json"
 
@@ -68,16 +69,6 @@ def _torch():
 TRAIN_PRECISIONS = ("auto", "bfloat16", "float32")
 
 
-def _cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16). Elsewhere oneDNN
-    emulates it and bf16 is slower than fp32, so ``auto`` keeps fp32 there."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def training_precision(device: str, precision: str = "auto") -> str:
     """The autocast dtype ``CrossEncoder.train`` uses: ``auto`` is bfloat16 on a bf16-capable GPU or
     a CPU with native bf16 (``_cpu_has_native_bf16``), else float32. Weights stay float32 either way."""
@@ -87,7 +78,7 @@ def training_precision(device: str, precision: str = "auto") -> str:
         return precision
     if device.startswith("cuda"):
         return "bfloat16" if _torch().cuda.is_bf16_supported() else "float32"
-    return "bfloat16" if _cpu_has_native_bf16() else "float32"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def annealed_lr_factor(step: int, elapsed_s: float, *, planned_steps: int, budget_s: float, warmup: int) -> float:

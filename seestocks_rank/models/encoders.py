@@ -1,4 +1,4 @@
-"""Text encoders behind a small interface, and the compute-device choice.
+"""Text encoders behind a small interface.
 
 The pipeline only needs ``encode(texts) -> float32 [n, dim]`` with L2-normalised rows, plus a
 ``model_version`` string that changes whenever the vectors would change (it is part of every
@@ -16,20 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
+from seestocks_rank.models.device import resolve_device
+
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-
-
-def resolve_device(preference: str = "auto") -> str:
-    """Pick the torch device: ``auto`` means CUDA when present, else CPU."""
-    import torch
-
-    if preference == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} requested but CUDA is not available on this machine")
-    if preference != "cpu" and not preference.startswith("cuda"):
-        raise ValueError(f"unknown device {preference!r}: use 'auto', 'cpu' or 'cuda[:N]'")
-    return preference
 
 
 def default_text_model_path() -> Path:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from seestocks_rank.models.encoders import default_text_model_path, resolve_device
+from seestocks_rank.models.device import resolve_device
+from seestocks_rank.models.encoders import default_text_model_path
 from seestocks_rank.models.images import ImageEmbeddings, load_pixels
 
 MINILM = "@minilm"  # stands for the local all-MiniLM-L6-v2 folder in a text_cfg's hf_model_name

@@ -38,9 +38,9 @@ def test_lr_anneals_to_zero_at_the_time_budget_when_that_comes_first():
 def test_training_precision(monkeypatch: pytest.MonkeyPatch):
     assert training_precision("cpu", "float32") == "float32"
     assert training_precision("cpu", "bfloat16") == "bfloat16"
-    monkeypatch.setattr(ce_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ce_module, "cpu_has_native_bf16", lambda: True)
     assert training_precision("cpu") == "bfloat16"
-    monkeypatch.setattr(ce_module, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(ce_module, "cpu_has_native_bf16", lambda: False)
     assert training_precision("cpu") == "float32"
     with pytest.raises(ValueError, match="float16"):
         training_precision("cpu", "float16")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from seestocks_rank.models.encoders import SentenceTransformerEncoder, resolve_device
+from seestocks_rank.models.device import resolve_device
+from seestocks_rank.models.encoders import SentenceTransformerEncoder
 
 
 @pytest.fixture
