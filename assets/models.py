@@ -15,6 +15,7 @@ from resources import CrossEncoderResource, RankingSettings, StorageResource, Vi
 from seestocks_rank.inputs.judgments import judged_pairs
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
+from seestocks_rank.models.registry import registry_row
 from seestocks_rank.models.vision import architecture_name
 from seestocks_rank.models.vlm_training import (
     CHECKPOINT_FILE,
@@ -29,19 +30,6 @@ from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import train_fusion
 from seestocks_rank.retrieval.centroids import page_prompt
 from seestocks_rank.store.embedding_store import EmbeddingStore
-
-REGISTRY_SCHEMA = {
-    "version": pl.String,
-    "status": pl.String,
-    "path": pl.String,
-    "architecture": pl.String,
-    "trained_at": pl.Datetime("us", "UTC"),
-    "metrics": pl.String,
-}
-
-
-def _row(**values: object) -> pl.DataFrame:
-    return pl.DataFrame({k: [values.get(k)] for k in REGISTRY_SCHEMA}, schema=REGISTRY_SCHEMA)
 
 
 def _png_markdown(path: Path) -> dg.MetadataValue:
@@ -66,11 +54,13 @@ def vlm_checkpoint(
     arch = architecture_name(vision.architecture)
     if not vision.enabled_for(catalog):
         context.add_output_metadata({"status": "skipped", "reason": f"mode={vision.mode}, no image paths in catalog"})
-        return _row(status="skipped", architecture=arch)
+        return registry_row("skipped", details={"architecture": arch})
     if not vision.fine_tune:
         path = vision.checkpoint_path or None
         context.add_output_metadata({"status": "configured", "path": str(path)})
-        return _row(status="configured", path=path, architecture=arch, version=vision.model(path).model_version)
+        return registry_row(
+            "configured", path=path, version=vision.model(path).model_version, details={"architecture": arch}
+        )
 
     pairs = (
         catalog.filter(pl.col("image_path").is_not_null()).unique(["image_path", "title"]).sort("image_path", "title")
@@ -91,8 +81,8 @@ def vlm_checkpoint(
                 "train": dg.MetadataValue.json(meta.get("train", {})),
             }
         )
-        return _row(version=version, status="reused", path=str(checkpoint), architecture=arch,
-                    trained_at=datetime.now(UTC), metrics=json.dumps(meta.get("train", {})))  # fmt: skip
+        return registry_row("reused", version=version, path=str(checkpoint), trained_at=datetime.now(UTC),
+                            metrics=meta.get("train", {}), details={"architecture": arch})  # fmt: skip
 
     model = vision.model(vision.checkpoint_path or None, training=True).loaded
     timings: dict[str, float] = {}
@@ -117,8 +107,8 @@ def vlm_checkpoint(
             **timings,
         }
     )
-    return _row(version=version, status="trained", path=str(checkpoint), architecture=arch,
-                trained_at=datetime.now(UTC), metrics=json.dumps(summary))  # fmt: skip
+    return registry_row("trained", version=version, path=str(checkpoint), trained_at=datetime.now(UTC),
+                        metrics=summary, details={"architecture": arch})  # fmt: skip
 
 
 @dg.asset(kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])
@@ -158,15 +148,13 @@ def fusion_model(
             "path": dg.MetadataValue.path(str(folder)),
         }
     )
-    return pl.DataFrame(
-        {
-            "version": [model.version],
-            "path": [str(folder)],
-            "trained_at": [datetime.now(UTC)],
-            "features": [json.dumps(model.features)],
-            "metrics": [json.dumps(model.metrics)],
-            "feature_importance": [json.dumps(importances)],
-        }
+    return registry_row(
+        "trained",
+        version=model.version,
+        path=str(folder),
+        trained_at=datetime.now(UTC),
+        metrics=model.metrics,
+        details={"features": model.features, "feature_importance": importances},
     )
 
 
@@ -244,4 +232,12 @@ def cross_encoder_model(
             "training_precision": str(manifest.get("precision", "float32")),
         }
     )
-    return pl.DataFrame({"version": [manifest.get("version")], "path": [str(folder)], "status": [status]})
+    trained_at = datetime.fromtimestamp((folder / MANIFEST).stat().st_mtime, UTC) if manifest else None
+    figures = ("train_pairs", "pairs_per_second", "epochs", "seconds", "precision")
+    return registry_row(
+        status,
+        version=manifest.get("version"),
+        path=str(folder),
+        trained_at=trained_at,
+        metrics={k: manifest[k] for k in figures if k in manifest},
+    )
