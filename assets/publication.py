@@ -6,6 +6,7 @@ import polars as pl
 from resources import RankingSettings, StorageResource
 from seestocks_rank.evaluation.baselines import naive_rankings
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.retrieval.centroids import ancestor_pairs
 from seestocks_rank.rules.page_rules import SHOWN
 from seestocks_rank.store.embedding_store import MANIFEST
@@ -51,15 +52,7 @@ RANKING_COLUMNS = (
     "score",
     "freshness",
     "retrieval_score",
-    "centroid_cosine",
-    "centroid_cosine_z",
-    "prompt_cosine",
-    "name_match",
-    "taxonomy_distance",
-    "predicted_distance",
-    "price_z",
-    "visual_similarity",
-    "cross_encoder_score",
+    *FEATURE_COLUMNS,
     "model_version",
     "offer_id",
 )
