@@ -7,7 +7,7 @@ from assets._metadata import preview, timed
 from assets.partitions import category_pages_partitions, single_run
 from resources import ComputeResource, RankingSettings, StorageResource, TextModelResource, VisionModelResource
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.retrieval.centroids import page_profiles, page_prompt
+from seestocks_rank.retrieval.centroids import page_centroids, page_prompt
 from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.retrieval.index import retrieve_candidates
 from seestocks_rank.store.embedding_store import EmbeddingStore
@@ -79,14 +79,14 @@ def taxonomy_centroids(
     vlm_checkpoint: pl.DataFrame,
     vision: VisionModelResource,
 ) -> pl.DataFrame:
-    """One profile per page: robust centroid of its tagged products blended with its path prompt,
+    """One centroid row per page: robust centroid of its tagged products blended with its path prompt,
     plus the similarity and log-price spread of its core products; with product images, also the page's
     visual prototype (robust mean of its products' image vectors and the prompt's image-model text vector)."""
     page_texts = [page_prompt(p) for p in category_pages.get_column("path").to_list()]
     image_model = vision.model_for(vlm_checkpoint) if product_embeddings.has_images else None
     with storage.cached_text_encoder(text_model.encoder()) as encoder:
         prompt_vectors = encoder.encode(page_texts)
-    profiles = page_profiles(
+    centroids = page_centroids(
         category_pages,
         Taxonomy.from_nodes(taxonomy),
         catalog,
@@ -99,12 +99,12 @@ def taxonomy_centroids(
     )
     context.add_output_metadata(
         {
-            "pages": profiles.height,
-            "pages_without_products": profiles.filter(pl.col("n_members") == 0).height,
-            "preview": preview(profiles, 10),
+            "pages": centroids.height,
+            "pages_without_products": centroids.filter(pl.col("n_members") == 0).height,
+            "preview": preview(centroids, 10),
         }
     )
-    return profiles
+    return centroids
 
 
 @dg.asset(

@@ -119,19 +119,19 @@ def page_filter_signals(
     ``products``: ``offer_id, title, category_id`` (the retailer's tag), ``price``, row-aligned with ``vectors``.
     Returns the pairs (``category_id, offer_id, row`` + :data:`~seestocks_rank.features.FEATURE_COLUMNS` +
     ``centroid_margin, predicted_category_id, predicted_within, neighbour_vote, out_of_category[_reason]``)
-    and the page profiles.
+    and the page centroids.
     """
     page_ids = pages.get_column("category_id").to_numpy()
     prompt_vectors = encoder.encode([page_prompt(taxonomy.path(int(c))) for c in page_ids])
-    profiles = category_centroids(pages, taxonomy, products, vectors, prompt_vectors)
+    centroids = category_centroids(pages, taxonomy, products, vectors, prompt_vectors)
     members = page_members(products, pages, taxonomy)
     rows = members.get_column("row").to_numpy()
     pairs = members.with_columns(products.get_column("offer_id").gather(rows).alias("offer_id"))
     predicted = predict_categories(products, vectors, taxonomy, encoder).get_column("predicted_category_id")
     rows_with_prediction = products.select("offer_id", "title", "category_id", "price").with_columns(predicted)
-    feats = compute_features(pairs, rows_with_prediction, vectors, profiles, taxonomy)
-    signals = out_of_category_signals(feats, rows_with_prediction, vectors, profiles, taxonomy, neighbours=neighbours)
-    return out_of_category(signals, config=OutOfCategoryConfig(neighbours=neighbours)), profiles
+    feats = compute_features(pairs, rows_with_prediction, vectors, centroids, taxonomy)
+    signals = out_of_category_signals(feats, rows_with_prediction, vectors, centroids, taxonomy, neighbours=neighbours)
+    return out_of_category(signals, config=OutOfCategoryConfig(neighbours=neighbours)), centroids
 
 
 def mistag_benchmark(

@@ -42,7 +42,7 @@ from seestocks_rank.reranking.context import CatalogSignals
 from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import train_fusion
 from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig
-from seestocks_rank.retrieval.centroids import page_profiles, page_prompt
+from seestocks_rank.retrieval.centroids import page_centroids, page_prompt
 from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.retrieval.index import build_index, search_candidates
 from seestocks_rank.rules.page_rules import RuleConfig, rank_pages
@@ -96,7 +96,7 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
         predicted = predict_categories(products, store.vectors("text", products.get_column("offer_id")), tree, encoder)
     prompts = encoder.encode([page_prompt(p) for p in pages.get_column("path").to_list()])
     with timed(t, "taxonomy_centroids_s"):
-        profiles = page_profiles(pages, tree, catalog, store, prompts)
+        centroids = page_centroids(pages, tree, catalog, store, prompts)
     retrieval: dict[str, dict[str, float]] = {}
     candidates_by_kind: dict[str, pl.DataFrame] = {}
     for kind in index_kinds:  # each index built and searched with every page centroid in one batch
@@ -104,7 +104,7 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
         with timed(r, "build_s"):
             index = build_index(store.vectors("fused"), kind=kind, use_gpu=False)
         with timed(r, "search_s"):
-            candidates_by_kind[kind] = search_candidates(index, profiles, store.manifest["offer_id"], CANDIDATES)
+            candidates_by_kind[kind] = search_candidates(index, centroids, store.manifest["offer_id"], CANDIDATES)
         del index
         r["search_ms_per_category"] = 1000 * r["search_s"] / pages.height
         r["recall_at_200"] = recall(candidates_by_kind[kind], candidates_by_kind["flat"])
@@ -120,11 +120,11 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
         with timed(feature_timings, "catalog_signals_s"):
             signals = CatalogSignals.build(catalog, store, tree, predicted)
         features = candidate_features(
-            candidates, signals, profiles, out_of_category_config=OutOfCategoryConfig(), timings=feature_timings
+            candidates, signals, centroids, out_of_category_config=OutOfCategoryConfig(), timings=feature_timings
         )
     with timed(t, "fusion_model_s"):
         judgments = load_judgments(inputs / "judgments.csv")
-        judged = candidate_features(judged_pairs(judgments, catalog, profiles["category_id"]), signals, profiles)
+        judged = candidate_features(judged_pairs(judgments, catalog, centroids["category_id"]), signals, centroids)
         model = train_fusion(judged, seed=0)
     with timed(t, "fused_scores_s"):
         fused = model.predict(features)
@@ -134,7 +134,7 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
         "load_catalog_s", "predicted_categories_s", "taxonomy_centroids_s", "candidate_sets_s",
         "cross_encoder_features_s", "fusion_model_s", "fused_scores_s", "filtered_rankings_s",
     ]  # fmt: skip
-    per_page = per_page_latency(candidates, signals, catalog, store, profiles, model, sample_pages)
+    per_page = per_page_latency(candidates, signals, catalog, store, centroids, model, sample_pages)
     return {
         "offers": catalog.height,
         "quarantined": loaded.quarantine.height,
@@ -153,16 +153,16 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
     }
 
 
-def per_page_latency(candidates, signals, catalog, store, profiles, model, n: int) -> dict[str, object]:  # noqa: ANN001
+def per_page_latency(candidates, signals, catalog, store, centroids, model, n: int) -> dict[str, object]:  # noqa: ANN001
     """Features (without the cross-encoder) + fusion + rules for one page's candidates at a time, on a
     seeded sample of pages: the latency a page would see if served alone (the batch amortises better)."""
-    pages = profiles["category_id"].sample(min(n, profiles.height), seed=0).to_list()
+    pages = centroids["category_id"].sample(min(n, centroids.height), seed=0).to_list()
     stages = {"features": [], "fusion": [], "rules": [], "total": []}
     config = OutOfCategoryConfig()
     for page in pages:  # a loop over sampled pages: each page timed alone
         rows = candidates.filter(pl.col("category_id") == page)
         start = time.perf_counter()
-        feats = candidate_features(rows, signals, profiles, out_of_category_config=config)
+        feats = candidate_features(rows, signals, centroids, out_of_category_config=config)
         mid = time.perf_counter()
         fused = model.predict(feats)
         mid2 = time.perf_counter()

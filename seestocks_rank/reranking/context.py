@@ -79,12 +79,12 @@ class CatalogSignals:
             raise ValueError(f"{int(bad.sum())} offer(s) are not in the catalog, e.g. {wanted[np.argmax(bad)]!r}")
         return order[pos]
 
-    def page_relations(self, profiles: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`~seestocks_rank.categorize.related_pages` of ``profiles``, computed once per set of pages."""
-        ids = profiles.get_column("category_id").to_numpy()
+    def page_relations(self, centroids: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~seestocks_rank.categorize.related_pages` of ``centroids``, computed once per set of pages."""
+        ids = centroids.get_column("category_id").to_numpy()
         key = f"_pages_{hashlib.sha1(ids.tobytes()).hexdigest()}"
         if key not in self._cache:
-            self._cache[key] = related_pages(profiles, self.taxonomy)
+            self._cache[key] = related_pages(centroids, self.taxonomy)
         return self._cache[key]
 
     def voter(self, kind: str) -> NeighbourVote:

@@ -17,7 +17,7 @@ from seestocks_rank.timing import timed
 def candidate_features(
     candidates: pl.DataFrame,
     signals: CatalogSignals,
-    profiles: pl.DataFrame,
+    centroids: pl.DataFrame,
     *,
     cross_encoder: object | None = None,
     out_of_category_config: OutOfCategoryConfig | None = None,
@@ -33,14 +33,14 @@ def candidate_features(
             candidates,
             signals.products,
             signals.vectors,
-            profiles,
+            centroids,
             signals.taxonomy,
             image_vectors=signals.image_vectors,
             image_ok=signals.image_ok,
             product_rows=rows,
         )
     with timed(timings, "cross_encoder_s"):
-        features = add_cross_encoder_scores(features, signals.products, profiles, cross_encoder)
+        features = add_cross_encoder_scores(features, signals.products, centroids, cross_encoder)
     if out_of_category_config is None:
         return features
     with timed(timings, "out_of_category_s"):
@@ -49,7 +49,7 @@ def candidate_features(
             features,
             signals.products,
             signals.vectors,
-            profiles,
+            centroids,
             signals.taxonomy,
             title_vectors=signals.title_vectors,
             image_vectors=signals.image_vectors,
@@ -57,7 +57,7 @@ def candidate_features(
             neighbours=signals.neighbours,
             title_voter=signals.voter("title"),
             product_rows=rows,
-            page_relations=signals.page_relations(profiles),
+            page_relations=signals.page_relations(centroids),
             visual_voter=signals.voter("visual") if with_images else None,
         )
         return out_of_category(flagged, config=out_of_category_config)

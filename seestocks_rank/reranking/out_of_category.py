@@ -31,33 +31,33 @@ class OutOfCategoryConfig:
 
 
 def centroid_margin(
-    vectors: np.ndarray, rows: np.ndarray, page_pos: np.ndarray, centroids: np.ndarray, related: np.ndarray
+    vectors: np.ndarray, rows: np.ndarray, page_pos: np.ndarray, centroid_vectors: np.ndarray, related: np.ndarray
 ) -> np.ndarray:
     """Cosine to the pair's page centroid minus the best cosine to a page unrelated to it (not an ancestor
     or descendant): negative when the product looks more like another page."""
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), 16_384):  # a loop over chunks of pairs
         sl = slice(start, start + 16_384)
-        sims = vectors[rows[sl]] @ centroids.T
+        sims = vectors[rows[sl]] @ centroid_vectors.T
         own = sims[np.arange(sims.shape[0]), page_pos[sl]]
         other = np.where(related[page_pos[sl]], -np.inf, sims).max(axis=1)
         out[sl] = own - np.where(np.isfinite(other), other, -1.0)
     return out
 
 
-def related_pages(profiles: pl.DataFrame, taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
-    """The pages' centroids and which pages are related (one within the other), in ``profiles``' order."""
-    page_ids = profiles.get_column("category_id").to_numpy()
-    centroids = np.ascontiguousarray(profiles.get_column("centroid").to_numpy(), dtype=np.float32)
+def related_pages(centroids: pl.DataFrame, taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """The pages' centroid vectors and which pages are related (one within the other), in ``centroids``' order."""
+    page_ids = centroids.get_column("category_id").to_numpy()
+    centroid_vectors = np.ascontiguousarray(centroids.get_column("centroid").to_numpy(), dtype=np.float32)
     within = taxonomy.is_within(page_ids[:, None], page_ids[None, :])
-    return centroids, within | within.T
+    return centroid_vectors, within | within.T
 
 
 def out_of_category_signals(
     pairs: pl.DataFrame,
     products: pl.DataFrame,
     vectors: np.ndarray,
-    profiles: pl.DataFrame,
+    centroids: pl.DataFrame,
     taxonomy: Taxonomy,
     *,
     title_vectors: np.ndarray | None = None,
@@ -75,7 +75,7 @@ def out_of_category_signals(
     ``products``: ``offer_id, category_id`` (the retailer's tag) and ``predicted_category_id`` (from
     :func:`predict_categories`; null: unknown), row-aligned with ``vectors`` (the space of the page
     centroids), ``title_vectors`` (the title vote's space; default ``vectors``) and ``image_vectors`` /
-    ``image_ok``. ``profiles``: ``category_id, centroid`` of every page (the competing pages of the
+    ``image_ok``. ``centroids``: ``category_id, centroid`` of every page (the competing pages of the
     centroid margin). Adds ``centroid_margin, predicted_category_id, predicted_within, neighbour_vote`` and,
     with images, ``visual_vote`` (null for products without an image). ``title_voter``/``visual_voter``:
     votes built once for the whole catalog (the visual one over the rows that have an image), reused
@@ -89,19 +89,19 @@ def out_of_category_signals(
         rows = joined.get_column("_row").to_numpy().astype(np.int64)
     else:
         joined, rows = pairs, np.asarray(product_rows, dtype=np.int64)
-    page_ids = profiles.get_column("category_id").to_numpy()
+    page_ids = centroids.get_column("category_id").to_numpy()
     order = np.argsort(page_ids, kind="stable")
     pair_pages = joined.get_column("category_id").to_numpy()
     slot = np.minimum(np.searchsorted(page_ids[order], pair_pages), len(order) - 1)
     if len(pair_pages) and (page_ids[order][slot] != pair_pages).any():
-        raise ValueError("out_of_category_signals: a pair references a page without a profile")
+        raise ValueError("out_of_category_signals: a pair references a page without a centroid row")
     page_pos = order[slot]
-    centroids, related = page_relations if page_relations is not None else related_pages(profiles, taxonomy)
+    centroid_vectors, related = page_relations if page_relations is not None else related_pages(centroids, taxonomy)
     tags = products.get_column("category_id").to_numpy()
     predicted = products.get_column("predicted_category_id").fill_null(-1).to_numpy()[rows]
     vote = title_voter or NeighbourVote(vectors if title_vectors is None else title_vectors, tags, taxonomy, neighbours)
     signals = [
-        pl.Series("centroid_margin", centroid_margin(vectors, rows, page_pos, centroids, related)),
+        pl.Series("centroid_margin", centroid_margin(vectors, rows, page_pos, centroid_vectors, related)),
         pl.Series("predicted_category_id", predicted, dtype=pl.Int64).replace(-1, None),
         pl.Series("predicted_within", taxonomy.is_within(predicted, pair_pages)).set(pl.Series(predicted < 0), None),
         pl.Series("neighbour_vote", vote(rows, pair_pages).astype(np.float32)),

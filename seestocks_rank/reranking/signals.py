@@ -37,7 +37,7 @@ def compute_features(
     pairs: pl.DataFrame,
     products: pl.DataFrame,
     product_vectors: np.ndarray,
-    profiles: pl.DataFrame,
+    centroids: pl.DataFrame,
     taxonomy: Taxonomy,
     *,
     image_vectors: np.ndarray | None = None,
@@ -52,7 +52,7 @@ def compute_features(
     ``product_vectors`` (and with ``image_vectors`` / ``image_ok`` when the catalog has images).
     ``taxonomy_distance`` is the tree distance from the assigned category to the page, ``predicted_distance``
     the same from the predicted category (null without a prediction).
-    ``profiles``: the ``taxonomy_centroids`` table. Pairs whose product or page is unknown raise.
+    ``centroids``: the ``taxonomy_centroids`` table. Pairs whose product or page is unknown raise.
     ``visual_similarity`` is the cosine between the product's image vector and the page's visual prototype,
     null where either is missing.
     """
@@ -68,7 +68,7 @@ def compute_features(
         "price",
         predicted_column.alias("_predicted_category_id"),
     ).with_row_index("_prow")
-    prof = profiles.drop("centroid", "prompt_embedding", "visual_prototype", strict=False).with_row_index("_grow")
+    prof = centroids.drop("centroid", "prompt_embedding", "visual_prototype", strict=False).with_row_index("_grow")
     if product_rows is None:
         joined = pairs.join(prod, on="offer_id", how="left", maintain_order="left")
     else:  # rows already located (CatalogSignals.rows): a gather instead of a join against the catalog
@@ -83,8 +83,8 @@ def compute_features(
         )
     prow = joined.get_column("_prow").to_numpy().astype(np.int64)
     grow = joined.get_column("_grow").to_numpy().astype(np.int64)
-    centroids = profiles.get_column("centroid").to_numpy().astype(np.float32)
-    prompts = profiles.get_column("prompt_embedding").to_numpy().astype(np.float32)
+    centroid_vectors = centroids.get_column("centroid").to_numpy().astype(np.float32)
+    prompts = centroids.get_column("prompt_embedding").to_numpy().astype(np.float32)
     page_ids = joined.get_column("category_id").to_numpy()
     assigned = joined.get_column("assigned_category_id").to_numpy()
     distance = taxonomy.distance(assigned, page_ids)
@@ -92,10 +92,10 @@ def compute_features(
     predicted_distance = np.where(predicted >= 0, taxonomy.distance(predicted, page_ids), -1).astype(np.float32)
     within = taxonomy.is_within(assigned, page_ids)
     leaf_name = pl.col("path").str.split(" > ").list.last()
-    visual = _visual_similarity(profiles, image_vectors, image_ok, prow, grow, chunk_rows)
+    visual = _visual_similarity(centroids, image_vectors, image_ok, prow, grow, chunk_rows)
     return (
         joined.with_columns(
-            pl.Series("centroid_cosine", rowwise_dot(product_vectors, prow, centroids, grow, chunk_rows)),
+            pl.Series("centroid_cosine", rowwise_dot(product_vectors, prow, centroid_vectors, grow, chunk_rows)),
             pl.Series("prompt_cosine", rowwise_dot(product_vectors, prow, prompts, grow, chunk_rows)),
             pl.Series("taxonomy_distance", distance, dtype=pl.Float32),
             pl.Series("predicted_distance", predicted_distance).replace(-1.0, None),
@@ -118,7 +118,7 @@ def compute_features(
 
 
 def _visual_similarity(
-    profiles: pl.DataFrame,
+    centroids: pl.DataFrame,
     image_vectors: np.ndarray | None,
     image_ok: np.ndarray | None,
     prow: np.ndarray,
@@ -127,13 +127,13 @@ def _visual_similarity(
 ) -> np.ndarray:
     """Cosine of product image and page visual prototype per pair; NaN (-> null) where either is missing."""
     out = np.full(len(prow), np.nan, dtype=np.float32)
-    if image_vectors is None or "visual_prototype" not in profiles.columns or not len(prow):
+    if image_vectors is None or "visual_prototype" not in centroids.columns or not len(prow):
         return out
-    proto_col = profiles.get_column("visual_prototype")
+    proto_col = centroids.get_column("visual_prototype")
     has_proto = proto_col.is_not_null().to_numpy()
     if not has_proto.any():
         return out
-    protos = np.zeros((profiles.height, image_vectors.shape[1]), dtype=np.float32)
+    protos = np.zeros((centroids.height, image_vectors.shape[1]), dtype=np.float32)
     protos[has_proto] = np.asarray(proto_col.filter(pl.Series(has_proto)).to_numpy(), dtype=np.float32)
     ok = np.ones(len(image_vectors), dtype=bool) if image_ok is None else np.asarray(image_ok, dtype=bool)
     valid = ok[prow] & has_proto[grow]
@@ -143,16 +143,16 @@ def _visual_similarity(
 
 
 def add_cross_encoder_scores(
-    features: pl.DataFrame, products: pl.DataFrame, profiles: pl.DataFrame, cross_encoder: object | None
+    features: pl.DataFrame, products: pl.DataFrame, centroids: pl.DataFrame, cross_encoder: object | None
 ) -> pl.DataFrame:
     """Fill ``cross_encoder_score``: the cross-encoder reads the page's prompt (leaf name and path, as
-    in retrieval) and the product title jointly. ``products``: ``offer_id, title``; ``profiles``:
+    in retrieval) and the product title jointly. ``products``: ``offer_id, title``; ``centroids``:
     ``category_id, path``. Without a model the column stays null."""
     if cross_encoder is None or features.height == 0:
         return features
     from seestocks_rank.retrieval.centroids import page_prompt
 
-    prompts = profiles.select("category_id", pl.col("path").map_elements(page_prompt, pl.Utf8).alias("_prompt"))
+    prompts = centroids.select("category_id", pl.col("path").map_elements(page_prompt, pl.Utf8).alias("_prompt"))
     texts = (
         features.select("category_id", "offer_id")
         .join(prompts, on="category_id", how="left", maintain_order="left")

@@ -84,14 +84,14 @@ def category_centroids(
     visual_prompt_vectors: np.ndarray | None = None,
     visual_prompt_weight: float = 0.35,
 ) -> pl.DataFrame:
-    """One profile per page (``pages``: ``category_id``, row-aligned with ``prompt_vectors``).
+    """One centroid row per page (``pages``: ``category_id``, row-aligned with ``prompt_vectors``).
 
     With ``image_vectors`` (row-aligned with ``products``, ``image_ok`` marking the rows that have one)
     each page also gets a ``visual_prototype``: the robust mean of its members' image vectors blended with
     the page prompt's embedding from the image model's text tower (``visual_prompt_vectors``, when the
     model has one), and ``n_visual_members``. A page with neither images nor a visual prompt gets null.
 
-    ``products`` (``category_id, price``) is row-aligned with ``product_vectors``. The profile holds the
+    ``products`` (``category_id, price``) is row-aligned with ``product_vectors``. The centroid row holds the
     robust centroid, the page's prompt vector, and the spread of its core members' similarity and
     log-price (median and MAD), which the features stage scores candidates against. Output columns:
     ``category_id, path, n_members, n_core, member_cos_median, member_cos_mad, log_price_median,
@@ -101,17 +101,19 @@ def category_centroids(
     by_page = {k[0]: g.get_column("row").to_numpy() for k, g in members.group_by("category_id")}
     log_price = np.log(products.get_column("price").to_numpy().astype(np.float64))
     page_ids = pages.get_column("category_id").to_list()
-    centroids = np.zeros((len(page_ids), prompt_vectors.shape[1]), dtype=np.float32)
+    centroid_vectors = np.zeros((len(page_ids), prompt_vectors.shape[1]), dtype=np.float32)
     stats = np.full((len(page_ids), 6), np.nan, dtype=np.float64)
     for i, cid in enumerate(page_ids):  # a loop over pages, vectorised within each page
         rows = by_page.get(cid, np.zeros(0, dtype=np.int64))
         member_vecs = product_vectors[rows]
-        centroids[i], keep = robust_centroid(member_vecs, prompt_vectors[i], trim=trim, prompt_weight=prompt_weight)
+        centroid_vectors[i], keep = robust_centroid(
+            member_vecs, prompt_vectors[i], trim=trim, prompt_weight=prompt_weight
+        )
         stats[i, 0:2] = (len(rows), keep.sum())
         if len(rows):
-            stats[i, 2:4] = median_mad(member_vecs @ centroids[i])
+            stats[i, 2:4] = median_mad(member_vecs @ centroid_vectors[i])
             stats[i, 4:6] = median_mad(log_price[rows[keep]])
-    profiles = (
+    centroids = (
         pl.DataFrame(
             {
                 "category_id": pl.Series(page_ids, dtype=pl.Int64),
@@ -124,15 +126,15 @@ def category_centroids(
                 "log_price_mad": stats[:, 5],
             }
         )
-        .with_columns(array_series("centroid", centroids), array_series("prompt_embedding", prompt_vectors))
+        .with_columns(array_series("centroid", centroid_vectors), array_series("prompt_embedding", prompt_vectors))
         .with_columns(pl.col(pl.Float64).fill_nan(None))
     )
     if image_vectors is None:  # a text-only catalog: the table is unchanged
-        return profiles
+        return centroids
     proto, has, counts = visual_prototypes(
         by_page, page_ids, image_vectors, image_ok, visual_prompt_vectors, trim=trim, prompt_weight=visual_prompt_weight
     )
-    return profiles.with_columns(
+    return centroids.with_columns(
         pl.Series("n_visual_members", counts, dtype=pl.Int64),
         pl.when(pl.Series(has)).then(array_series("visual_prototype", proto)).alias("visual_prototype"),
     )
@@ -168,7 +170,7 @@ def visual_prototypes(
     return out, has, counts
 
 
-def page_profiles(
+def page_centroids(
     pages: pl.DataFrame,
     taxonomy: Taxonomy,
     catalog: pl.DataFrame,

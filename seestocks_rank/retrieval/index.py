@@ -78,7 +78,7 @@ def search_candidates(
 
 
 def retrieve_candidates(
-    profiles: pl.DataFrame,
+    centroids: pl.DataFrame,
     store: EmbeddingStore,
     k: int,
     *,
@@ -87,9 +87,9 @@ def retrieve_candidates(
     timings: dict[str, float] | None = None,
 ) -> pl.DataFrame:
     """The ``candidate_sets`` stage: an index over every stored product vector, searched with all the
-    ``profiles``' centroids in one batch."""
+    page centroids (``centroids``) in one batch."""
     timings = {} if timings is None else timings
     with timed(timings, "index_build_s"):
         index = build_index(store.vectors("fused"), kind=index_kind, use_gpu=use_gpu)
     with timed(timings, "search_s"):
-        return search_candidates(index, profiles, store.manifest.get_column("offer_id"), k)
+        return search_candidates(index, centroids, store.manifest.get_column("offer_id"), k)

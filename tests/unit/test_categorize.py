@@ -224,11 +224,11 @@ def test_neighbour_vote_on_a_subset_of_rows_matches_the_full_search(hashing_enco
 
 
 def test_centroid_margin_against_the_best_unrelated_page() -> None:
-    centroids = _unit([1, 0, 0], [0.9, 0.1, 0], [0, 1, 0])  # pages: A, A > A1 (related to A), B
+    centroid_vectors = _unit([1, 0, 0], [0.9, 0.1, 0], [0, 1, 0])  # pages: A, A > A1 (related to A), B
     related = np.array([[True, True, False], [True, True, False], [False, False, True]])
     x = _unit([1, 0.2, 0], [0, 1, 0])
-    margin = centroid_margin(x, np.array([0, 1, 0]), np.array([0, 0, 2]), centroids, related)
-    np.testing.assert_allclose(margin[0], x[0] @ centroids[0] - x[0] @ centroids[2], rtol=1e-6)
+    margin = centroid_margin(x, np.array([0, 1, 0]), np.array([0, 0, 2]), centroid_vectors, related)
+    np.testing.assert_allclose(margin[0], x[0] @ centroid_vectors[0] - x[0] @ centroid_vectors[2], rtol=1e-6)
     assert margin[0] > 0 and margin[1] < 0 and margin[2] < 0
 
 
@@ -239,7 +239,7 @@ def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_enc
     pages = pl.DataFrame({"category_id": [3, 2, 5, 6]})  # not sorted: the pages are matched by id
     prompts = hashing_encoder.encode([page_prompt(FOOD.path(c)) for c in pages["category_id"]])
     catalog = CATALOG.with_columns(pl.lit(1.0).alias("price"))
-    profiles = category_centroids(pages, FOOD, catalog, vectors, prompts)
+    centroids = category_centroids(pages, FOOD, catalog, vectors, prompts)
     predicted = predict_categories(CATALOG, vectors, FOOD, hashing_encoder).get_column("predicted_category_id")
     products = CATALOG.with_columns(predicted.set(pl.Series([False] * 11 + [True]), None))  # o11: no prediction
     pairs = pl.DataFrame(
@@ -253,7 +253,7 @@ def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_enc
     has_image = np.ones(12, dtype=bool)
     has_image[0] = False
     signals = out_of_category_signals(
-        pairs, products, vectors, profiles, FOOD, image_vectors=images, image_ok=has_image, neighbours=3
+        pairs, products, vectors, centroids, FOOD, image_vectors=images, image_ok=has_image, neighbours=3
     )
     assert signals.columns == [
         *pairs.columns, "centroid_margin", "predicted_category_id", "predicted_within", "neighbour_vote", "visual_vote"
@@ -267,7 +267,7 @@ def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_enc
     assert reasons[0] is None and reasons[3] is None and reasons[4] is None
     assert reasons[1] is None  # an odd price alone does not flag a pepper its neighbours vote for
     assert reasons[2].startswith("title:")  # the sauce tagged Peppers
-    text_only = out_of_category_signals(pairs, products, vectors, profiles, FOOD, neighbours=3)
+    text_only = out_of_category_signals(pairs, products, vectors, centroids, FOOD, neighbours=3)
     assert "visual_vote" not in text_only.columns
-    with pytest.raises(ValueError, match="page without a profile"):
-        out_of_category_signals(pairs.with_columns(pl.lit(1).alias("category_id")), products, vectors, profiles, FOOD)
+    with pytest.raises(ValueError, match="page without a centroid row"):
+        out_of_category_signals(pairs.with_columns(pl.lit(1).alias("category_id")), products, vectors, centroids, FOOD)

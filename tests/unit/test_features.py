@@ -111,13 +111,13 @@ def taxonomy() -> Taxonomy:
 def setup(taxonomy: Taxonomy, hashing_encoder):
     product_vectors = hashing_encoder.encode(PRODUCTS.get_column("title").to_list())
     prompts = hashing_encoder.encode(["Peppers", "Vegetables", "Hammers"])
-    profiles = category_centroids(PAGES, taxonomy, PRODUCTS, product_vectors, prompts)
-    return product_vectors, profiles
+    centroids = category_centroids(PAGES, taxonomy, PRODUCTS, product_vectors, prompts)
+    return product_vectors, centroids
 
 
 def _features(setup, taxonomy: Taxonomy, pairs: pl.DataFrame) -> pl.DataFrame:
-    product_vectors, profiles = setup
-    return compute_features(pairs, PRODUCTS, product_vectors, profiles, taxonomy, chunk_rows=2)
+    product_vectors, centroids = setup
+    return compute_features(pairs, PRODUCTS, product_vectors, centroids, taxonomy, chunk_rows=2)
 
 
 def test_taxonomy_features_in_page_sibling_other_root(setup, taxonomy: Taxonomy) -> None:
@@ -145,8 +145,8 @@ def test_name_match_uses_page_leaf_name(setup, taxonomy: Taxonomy) -> None:
 
 
 def test_price_z_sign_and_value(setup, taxonomy: Taxonomy) -> None:
-    _, profiles = setup
-    peppers = profiles.filter(pl.col("category_id") == 3).row(0, named=True)
+    _, centroids = setup
+    peppers = centroids.filter(pl.col("category_id") == 3).row(0, named=True)
     assert peppers["log_price_median"] == pytest.approx(math.log(2))
     assert peppers["log_price_mad"] == pytest.approx(math.log(2))
     pairs = pl.DataFrame({"category_id": [3, 3, 3], "offer_id": ["o6", "o7", "o2"]})
@@ -158,7 +158,7 @@ def test_price_z_sign_and_value(setup, taxonomy: Taxonomy) -> None:
 
 
 def test_cosines_equal_numpy_dot_products(setup, taxonomy: Taxonomy) -> None:
-    product_vectors, profiles = setup
+    product_vectors, centroids = setup
     pairs = pl.DataFrame(
         {
             "category_id": [3, 3, 3, 2, 11, 11, 2],
@@ -167,16 +167,16 @@ def test_cosines_equal_numpy_dot_products(setup, taxonomy: Taxonomy) -> None:
     )
     out = _features(setup, taxonomy, pairs)  # chunk_rows=2: several chunks and a ragged last one
     prow = [PRODUCTS.get_column("offer_id").to_list().index(o) for o in pairs.get_column("offer_id")]
-    grow = [profiles.get_column("category_id").to_list().index(c) for c in pairs.get_column("category_id")]
-    centroids = profiles.get_column("centroid").to_numpy()
-    prompts = profiles.get_column("prompt_embedding").to_numpy()
-    expected_centroid = np.einsum("ij,ij->i", product_vectors[prow], centroids[grow])
+    grow = [centroids.get_column("category_id").to_list().index(c) for c in pairs.get_column("category_id")]
+    centroid_vectors = centroids.get_column("centroid").to_numpy()
+    prompts = centroids.get_column("prompt_embedding").to_numpy()
+    expected_centroid = np.einsum("ij,ij->i", product_vectors[prow], centroid_vectors[grow])
     expected_prompt = np.einsum("ij,ij->i", product_vectors[prow], prompts[grow])
     np.testing.assert_allclose(out.get_column("centroid_cosine").to_numpy(), expected_centroid, atol=1e-6)
     np.testing.assert_allclose(out.get_column("prompt_cosine").to_numpy(), expected_prompt, atol=1e-6)
     # centroid_cosine_z is the cosine's robust z against the page's member similarity spread.
-    med = profiles.get_column("member_cos_median").to_numpy()[grow]
-    mad = profiles.get_column("member_cos_mad").to_numpy()[grow]
+    med = centroids.get_column("member_cos_median").to_numpy()[grow]
+    mad = centroids.get_column("member_cos_mad").to_numpy()[grow]
     expected_z = (expected_centroid - med) / (np.maximum(mad, 0.02) * SIGMA)
     np.testing.assert_allclose(out.get_column("centroid_cosine_z").to_numpy(), expected_z, rtol=1e-4, atol=1e-4)
 
@@ -201,19 +201,19 @@ def test_unknown_offer_raises_naming_it(setup, taxonomy: Taxonomy) -> None:
 
 
 def test_unknown_page_raises_naming_it(setup, taxonomy: Taxonomy) -> None:
-    # Page 4 exists in the taxonomy but has no profile.
+    # Page 4 exists in the taxonomy but has no centroid row.
     pairs = pl.DataFrame({"category_id": [4], "offer_id": ["o4"]})
     with pytest.raises(ValueError, match=r"category_id=4 offer_id=o4"):
         _features(setup, taxonomy, pairs)
 
 
 def test_predicted_distance_next_to_the_assigned_distance(setup, taxonomy: Taxonomy) -> None:
-    product_vectors, profiles = setup
+    product_vectors, centroids = setup
     # o4 is tagged Onions but the tree walk puts it under Peppers; o5 (Hammers) has no prediction.
     products = PRODUCTS.with_columns(pl.Series("predicted_category_id", [3, 3, 3, 3, None, 2, 1, 10], dtype=pl.Int64))
     pairs = pl.DataFrame({"category_id": [3, 3, 11], "offer_id": ["o1", "o4", "o5"]})
-    out = compute_features(pairs, products, product_vectors, profiles, taxonomy)
+    out = compute_features(pairs, products, product_vectors, centroids, taxonomy)
     assert out.get_column("taxonomy_distance").to_list() == [0.0, 2.0, 0.0]
     assert out.get_column("predicted_distance").to_list() == [0.0, 0.0, None]
-    without = compute_features(pairs, PRODUCTS, product_vectors, profiles, taxonomy)
+    without = compute_features(pairs, PRODUCTS, product_vectors, centroids, taxonomy)
     assert without.get_column("predicted_distance").null_count() == 3

@@ -338,17 +338,17 @@ def test_compute_features_fills_visual_similarity(hashing_encoder, tmp_path: Pat
     ok = np.array([True, True, False])
     pages = pl.DataFrame({"category_id": [2, 3]})
     prompts = hashing_encoder.encode(["B", "C"])
-    profiles = category_centroids(
+    centroids = category_centroids(
         pages, taxonomy, products, vecs, prompts, prompt_weight=0.0, image_vectors=images, image_ok=ok
     )
-    assert profiles.get_column("visual_prototype").is_null().to_list() == [False, True]
-    assert profiles.get_column("n_visual_members").to_list() == [2, 0]
+    assert centroids.get_column("visual_prototype").is_null().to_list() == [False, True]
+    assert centroids.get_column("n_visual_members").to_list() == [2, 0]
     pairs = pl.DataFrame({"category_id": [2, 2, 3, 2], "offer_id": ["p1", "p2", "p1", "p3"]})
-    feats = compute_features(pairs, products, vecs, profiles, taxonomy, image_vectors=images, image_ok=ok)
+    feats = compute_features(pairs, products, vecs, centroids, taxonomy, image_vectors=images, image_ok=ok)
     sim = feats.get_column("visual_similarity").to_list()
     assert sim[0] == pytest.approx(1 / np.sqrt(2), abs=1e-5) and sim[1] == pytest.approx(1 / np.sqrt(2), abs=1e-5)
     assert sim[2] is None and sim[3] is None  # page without prototype; product without image
-    plain = compute_features(pairs, products, vecs, profiles.drop("visual_prototype"), taxonomy)
+    plain = compute_features(pairs, products, vecs, centroids.drop("visual_prototype"), taxonomy)
     assert plain.get_column("visual_similarity").null_count() == 4
 
 
