@@ -8,6 +8,7 @@ from assets import evaluation, inputs, models, publication, reranking, retrieval
 from assets.automation import category_pages_sensor, nightly_job, nightly_schedule, pages_job
 from assets.sharding import sharded_embeddings_job
 from resources import (
+    CatalogContextResource,
     ComputeResource,
     CrossEncoderResource,
     EmbeddingStoreIOManager,
@@ -47,6 +48,7 @@ def build_resources(
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
         "settings": settings or RankingSettings(),
         "vision": VisionModelResource(),
+        "catalog_context": CatalogContextResource(),
     }
 
 

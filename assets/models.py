@@ -11,9 +11,14 @@ import dagster as dg
 import polars as pl
 
 from assets._metadata import timed
-from resources import CrossEncoderResource, RankingSettings, StorageResource, VisionModelResource
+from resources import (
+    CatalogContextResource,
+    CrossEncoderResource,
+    RankingSettings,
+    StorageResource,
+    VisionModelResource,
+)
 from seestocks_rank.inputs.judgments import judged_pairs
-from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
 from seestocks_rank.models.registry import registry_row
 from seestocks_rank.models.vision import architecture_name
@@ -25,7 +30,6 @@ from seestocks_rank.models.vlm_training import (
     train_contrastive,
     training_version,
 )
-from seestocks_rank.reranking.context import CatalogSignals
 from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import train_fusion
 from seestocks_rank.retrieval.centroids import page_prompt
@@ -123,14 +127,15 @@ def fusion_model(
     cross_encoder: CrossEncoderResource,
     storage: StorageResource,
     settings: RankingSettings,
+    catalog_context: CatalogContextResource,
 ) -> pl.DataFrame:
     """Train the lambdarank fusion on the judged (page, product) pairs; save it under
     ``models/fusion/<version>/``. The table is the model registry row the scoring stage reads."""
     pages = taxonomy_centroids.get_column("category_id")
-    signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy, predicted_categories)
     with storage.cached_cross_encoder(cross_encoder.load()) as model:
         pairs = judged_pairs(judgments, catalog, pages)
-        judged = candidate_features(pairs, signals, taxonomy_centroids, cross_encoder=model)
+        judged = candidate_features(pairs, scoring, taxonomy_centroids, cross_encoder=model)
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         model = train_fusion(judged, seed=settings.seed)

@@ -8,13 +8,12 @@ import polars as pl
 
 from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
-from resources import CrossEncoderResource, RankingSettings, StorageResource, TextModelResource
+from resources import CatalogContextResource, CrossEncoderResource, RankingSettings, StorageResource, TextModelResource
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.reranking.categorize import predict_categories
-from seestocks_rank.reranking.context import CatalogSignals
 from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import FusionModel
-from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig
+from seestocks_rank.reranking.out_of_category import OutOfCategoryFilter
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -74,6 +73,7 @@ def cross_encoder_features(
     cross_encoder: CrossEncoderResource,
     storage: StorageResource,
     settings: RankingSettings,
+    catalog_context: CatalogContextResource,
 ) -> pl.DataFrame:
     """Title-category coherence (the cross-encoder reads page path and title jointly, plus bi-encoder
     and lexical signals), taxonomic distance of the assigned and the predicted category, price fit and
@@ -81,15 +81,15 @@ def cross_encoder_features(
     signal that disagrees: title, visual or price). Pairs the same cross-encoder scored on an earlier run
     are not scored again (``StorageResource.cached_cross_encoder``)."""
     timings: dict[str, float] = {}
-    with timed(timings, "catalog_signals_s"):
-        signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy), predicted_categories)
+    with timed(timings, "catalog_context_s"):
+        scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy, predicted_categories)
     with storage.cached_cross_encoder(cross_encoder.load()) as model:
         features = candidate_features(
             candidate_sets,
-            signals,
+            scoring,
             taxonomy_centroids,
             cross_encoder=model,
-            out_of_category_config=OutOfCategoryConfig() if settings.out_of_category_filter else None,
+            out_of_category_filter=OutOfCategoryFilter(scoring) if settings.out_of_category_filter else None,
             timings=timings,
         )
     if model is not None:

@@ -5,9 +5,7 @@ import polars as pl
 
 from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
-from resources import RankingSettings
-from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.reranking.context import CatalogSignals
+from resources import CatalogContextResource, RankingSettings
 from seestocks_rank.rules.page_rules import SHOWN, rank_pages
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -27,13 +25,14 @@ def filtered_rankings(
     product_embeddings: EmbeddingStore,
     taxonomy: pl.DataFrame,
     settings: RankingSettings,
+    catalog_context: CatalogContextResource,
 ):
     """Dedup across retailers (cheapest kept), freshness decay, confidence cut, retailer diversity,
     final rank. Every candidate stays in the table with its ``status`` and ``reason``."""
     timings: dict[str, float] = {}
-    signals = CatalogSignals.build(catalog, product_embeddings, Taxonomy.from_nodes(taxonomy))
+    scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy)
     with timed(timings, "rules_s"):
-        ranked = rank_pages(fused_scores, signals, settings.rule_config())
+        ranked = rank_pages(fused_scores, scoring, settings.rule_config())
     shown = ranked.filter(pl.col("status") == SHOWN)
     status_counts = {k: v for k, v in ranked.group_by("status").len().sort("status").iter_rows()}
     yield dg.Output(

@@ -1,5 +1,6 @@
 """Dagster resources: where data lives, which models to load, which device to compute on."""
 
+from resources.catalog_context import CatalogContextResource
 from resources.compute import ComputeResource
 from resources.data_root import DataRootResource, InputsResource, StorageResource
 from resources.io_manager import EmbeddingStoreIOManager, ParquetIOManager
@@ -8,6 +9,7 @@ from resources.settings import RankingSettings
 from resources.vision import VisionModelResource
 
 __all__ = [
+    "CatalogContextResource",
     "ComputeResource",
     "CrossEncoderResource",
     "DataRootResource",

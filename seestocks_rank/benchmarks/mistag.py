@@ -26,8 +26,9 @@ from seestocks_rank.evaluation.metrics import page_misplacement
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.reranking.categorize import predict_categories
-from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig, out_of_category, out_of_category_signals
-from seestocks_rank.reranking.signals import compute_features
+from seestocks_rank.reranking.context import CatalogContext
+from seestocks_rank.reranking.features import candidate_features
+from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig, OutOfCategoryFilter
 from seestocks_rank.retrieval.centroids import category_centroids, page_members, page_prompt
 from seestocks_rank.rules.page_rules import RuleConfig, apply_rules
 
@@ -129,9 +130,9 @@ def page_filter_signals(
     pairs = members.with_columns(products.get_column("offer_id").gather(rows).alias("offer_id"))
     predicted = predict_categories(products, vectors, taxonomy, encoder).get_column("predicted_category_id")
     rows_with_prediction = products.select("offer_id", "title", "category_id", "price").with_columns(predicted)
-    feats = compute_features(pairs, rows_with_prediction, vectors, centroids, taxonomy)
-    signals = out_of_category_signals(feats, rows_with_prediction, vectors, centroids, taxonomy, neighbours=neighbours)
-    return out_of_category(signals, config=OutOfCategoryConfig(neighbours=neighbours)), centroids
+    catalog = CatalogContext(rows_with_prediction, vectors, taxonomy)
+    ooc = OutOfCategoryFilter(catalog, OutOfCategoryConfig(neighbours=neighbours))
+    return candidate_features(pairs, catalog, centroids, out_of_category_filter=ooc), centroids
 
 
 def mistag_benchmark(

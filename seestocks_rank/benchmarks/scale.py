@@ -38,10 +38,10 @@ from seestocks_rank.inputs.pages import load_category_pages
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.encoders import HashingEncoder
 from seestocks_rank.reranking.categorize import predict_categories
-from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.reranking.context import CatalogContext
 from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.fusion import train_fusion
-from seestocks_rank.reranking.out_of_category import OutOfCategoryConfig
+from seestocks_rank.reranking.out_of_category import OutOfCategoryFilter
 from seestocks_rank.retrieval.centroids import page_centroids, page_prompt
 from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.retrieval.index import build_index, search_candidates
@@ -117,24 +117,25 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
     t["candidate_sets_s"] = retrieval[chosen]["build_s"] + retrieval[chosen]["search_s"]
     feature_timings: dict[str, float] = {}
     with timed(t, "cross_encoder_features_s"):
-        with timed(feature_timings, "catalog_signals_s"):
-            signals = CatalogSignals.build(catalog, store, tree, predicted)
+        with timed(feature_timings, "catalog_context_s"):
+            scoring = CatalogContext.build(catalog, store, tree, predicted)
+        ooc = OutOfCategoryFilter(scoring)
         features = candidate_features(
-            candidates, signals, centroids, out_of_category_config=OutOfCategoryConfig(), timings=feature_timings
+            candidates, scoring, centroids, out_of_category_filter=ooc, timings=feature_timings
         )
     with timed(t, "fusion_model_s"):
         judgments = load_judgments(inputs / "judgments.csv")
-        judged = candidate_features(judged_pairs(judgments, catalog, centroids["category_id"]), signals, centroids)
+        judged = candidate_features(judged_pairs(judgments, catalog, centroids["category_id"]), scoring, centroids)
         model = train_fusion(judged, seed=0)
     with timed(t, "fused_scores_s"):
         fused = model.predict(features)
     with timed(t, "filtered_rankings_s"):
-        ranked = rank_pages(fused, signals, RuleConfig())
+        ranked = rank_pages(fused, scoring, RuleConfig())
     nightly = [
         "load_catalog_s", "predicted_categories_s", "taxonomy_centroids_s", "candidate_sets_s",
         "cross_encoder_features_s", "fusion_model_s", "fused_scores_s", "filtered_rankings_s",
     ]  # fmt: skip
-    per_page = per_page_latency(candidates, signals, catalog, store, centroids, model, sample_pages)
+    per_page = per_page_latency(candidates, scoring, ooc, centroids, model, sample_pages)
     return {
         "offers": catalog.height,
         "quarantined": loaded.quarantine.height,
@@ -153,20 +154,19 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
     }
 
 
-def per_page_latency(candidates, signals, catalog, store, centroids, model, n: int) -> dict[str, object]:  # noqa: ANN001
+def per_page_latency(candidates, scoring, ooc, centroids, model, n: int) -> dict[str, object]:  # noqa: ANN001
     """Features (without the cross-encoder) + fusion + rules for one page's candidates at a time, on a
     seeded sample of pages: the latency a page would see if served alone (the batch amortises better)."""
     pages = centroids["category_id"].sample(min(n, centroids.height), seed=0).to_list()
     stages = {"features": [], "fusion": [], "rules": [], "total": []}
-    config = OutOfCategoryConfig()
     for page in pages:  # a loop over sampled pages: each page timed alone
         rows = candidates.filter(pl.col("category_id") == page)
         start = time.perf_counter()
-        feats = candidate_features(rows, signals, centroids, out_of_category_config=config)
+        feats = candidate_features(rows, scoring, centroids, out_of_category_filter=ooc)
         mid = time.perf_counter()
         fused = model.predict(feats)
         mid2 = time.perf_counter()
-        rank_pages(fused, signals, RuleConfig())
+        rank_pages(fused, scoring, RuleConfig())
         end = time.perf_counter()
         for key, value in zip(stages, (mid - start, mid2 - mid, end - mid2, end - start), strict=True):
             stages[key].append(1000 * value)

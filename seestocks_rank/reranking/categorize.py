@@ -1,18 +1,13 @@
-"""Hierarchical categorization: a beam walk down the taxonomy, a sibling-disambiguation layer, and the
-out-of-category filter that keeps mis-tagged products off category pages.
+"""Hierarchical categorization: a beam walk down the taxonomy, refined by the sibling-disambiguation layer
+(:mod:`.siblings`). The out-of-category filter that reads its calls is :mod:`.out_of_category`.
 
 * :func:`node_prototypes` gives every taxonomy node a vector: its prompt blended with the trimmed mean of
   the products at or below it (nodes without products keep their prompt, so a bare taxonomy works).
 * :func:`categorize` walks the tree level by level: the children of the ``beam`` best nodes are scored
   (``(1 - path_weight) * cosine + path_weight * parent score``) and a node may also stop the walk, so a
   product can land on an inner node. It never takes a flat argmax over all leaves.
-* :class:`SiblingDisambiguator`: where the predicted node and its best sibling are within ``margin``, it
-  builds discriminative prompts (the terms that separate the two siblings' titles) and re-scores the pair
-  with them and with the terms' log-odds.
-* :func:`predict_categories` runs both over a whole catalog (prototypes from the catalog's own tags).
-* :func:`out_of_category_signals` computes the filter's signals for (page, product) pairs, and
-  :func:`out_of_category` combines the categorizer's verdict, the page centroid versus the nearest other
-  page, a kNN vote among tagged neighbours and the price z into a flag and a reason.
+* :func:`predict_categories` runs the walk and the sibling layer over a whole catalog (prototypes from the
+  catalog's own tags), incrementally.
 """
 
 from __future__ import annotations

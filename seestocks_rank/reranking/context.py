@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,20 +9,16 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.reranking.neighbours import NeighbourVote
-from seestocks_rank.reranking.out_of_category import (
-    related_pages,
-)
 from seestocks_rank.retrieval.embeddings import image_vectors
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
 
 @dataclass
-class CatalogSignals:
-    """The catalog-wide inputs of the scoring stage, built once per run and shared by every page scored:
-    products (``offer_id, title, category_id, price, predicted_category_id``) row-aligned with their
-    retrieval vectors (title vectors and image vectors too when the catalog has images), and the
-    out-of-category filter's neighbour votes, whose index is built on first use."""
+class CatalogContext:
+    """The catalog-wide inputs of scoring, built once per run and shared by every page and stage that
+    scores: products (``offer_id, title, category_id, price, predicted_category_id`` and the offer
+    columns the rules show) row-aligned with their retrieval vectors (``vectors``), and with the title
+    and image vectors when the catalog has images."""
 
     products: pl.DataFrame
     vectors: np.ndarray
@@ -31,13 +26,12 @@ class CatalogSignals:
     title_vectors: np.ndarray | None = None
     image_vectors: np.ndarray | None = None
     image_ok: np.ndarray | None = None
-    neighbours: int = 10
-    _cache: dict[str, object] = field(default_factory=dict, repr=False)  # voters, lookups, page relations
+    _sorted_ids: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
         cls, catalog: pl.DataFrame, store: EmbeddingStore, taxonomy: Taxonomy, predicted: pl.DataFrame | None = None
-    ) -> CatalogSignals:
+    ) -> CatalogContext:
         """From the catalog (``offer_id, title, category_id, price``), its embedding store and optionally the
         tree walk's ``predicted`` categories (``offer_id, predicted_category_id``)."""
         columns = ["offer_id", "title", "category_id", "price", "product_id", "retailer", "currency", "last_seen"]
@@ -59,6 +53,12 @@ class CatalogSignals:
             image_ok=images[1] if images is not None else None,
         )
 
+    def image_rows(self) -> np.ndarray:
+        """Which rows have an image vector (all False for a text-only catalog)."""
+        if self.image_vectors is None:
+            return np.zeros(self.products.height, dtype=bool)
+        return np.ones(len(self.image_vectors), bool) if self.image_ok is None else np.asarray(self.image_ok, bool)
+
     @property
     def reference_time(self) -> datetime | None:
         """The catalog's latest ``last_seen``: the crawl time freshness is measured from."""
@@ -67,34 +67,14 @@ class CatalogSignals:
     def rows(self, offer_ids: pl.Series) -> np.ndarray:
         """Row of each offer in ``products``, by binary search (no join against the whole catalog, so
         scoring one page costs what its rows cost); raises naming an unknown offer."""
-        if "_sorted" not in self._cache:
+        if self._sorted_ids is None:
             ids = self.products.get_column("offer_id").to_numpy().astype(str)
             order = np.argsort(ids, kind="stable")
-            self._cache["_sorted"] = (ids[order], order)
-        sorted_ids, order = self._cache["_sorted"]
+            self._sorted_ids = (ids[order], order)
+        sorted_ids, order = self._sorted_ids
         wanted = offer_ids.to_numpy().astype(str)
         pos = np.minimum(np.searchsorted(sorted_ids, wanted), max(len(sorted_ids) - 1, 0))
         bad = (sorted_ids[pos] != wanted) if len(sorted_ids) else np.ones(len(wanted), dtype=bool)
         if bad.any():
             raise ValueError(f"{int(bad.sum())} offer(s) are not in the catalog, e.g. {wanted[np.argmax(bad)]!r}")
         return order[pos]
-
-    def page_relations(self, centroids: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`~seestocks_rank.categorize.related_pages` of ``centroids``, computed once per set of pages."""
-        ids = centroids.get_column("category_id").to_numpy()
-        key = f"_pages_{hashlib.sha1(ids.tobytes()).hexdigest()}"
-        if key not in self._cache:
-            self._cache[key] = related_pages(centroids, self.taxonomy)
-        return self._cache[key]
-
-    def voter(self, kind: str) -> NeighbourVote:
-        """The ``title`` or ``visual`` neighbour vote over the whole catalog (built once)."""
-        if kind not in self._cache:
-            tags = self.products.get_column("category_id").to_numpy()
-            if kind == "title":
-                space = self.vectors if self.title_vectors is None else self.title_vectors
-                self._cache[kind] = NeighbourVote(space, tags, self.taxonomy, self.neighbours)
-            else:
-                ok = np.flatnonzero(self.image_ok)
-                self._cache[kind] = NeighbourVote(self.image_vectors[ok], tags[ok], self.taxonomy, self.neighbours)
-        return self._cache[kind]

@@ -1,4 +1,10 @@
-"""The out-of-category filter: signals per (page, product) pair and the flag with its reason."""
+"""The out-of-category filter: keeps mis-tagged products off category pages.
+
+For each (page, product) pair it gathers evidence (:meth:`OutOfCategoryFilter.evidence`): the tree walk's
+category, the product's centroid similarity against the nearest unrelated page, and a kNN vote of the
+catalog's own tags among similar titles (and images); :func:`out_of_category` turns it into a flag and a
+reason naming the signal that disagreed (title, visual or price).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,10 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.reranking.context import CatalogContext
 from seestocks_rank.reranking.neighbours import NeighbourVote
 
 
-# ---------------------------------------------------------------------------- out-of-category filter
 @dataclass(frozen=True)
 class OutOfCategoryConfig:
     """Thresholds of :func:`out_of_category` (a pair is flagged when any signal disagrees).
@@ -53,74 +59,77 @@ def related_pages(centroids: pl.DataFrame, taxonomy: Taxonomy) -> tuple[np.ndarr
     return centroid_vectors, within | within.T
 
 
-def out_of_category_signals(
-    pairs: pl.DataFrame,
-    products: pl.DataFrame,
-    vectors: np.ndarray,
-    centroids: pl.DataFrame,
-    taxonomy: Taxonomy,
-    *,
-    title_vectors: np.ndarray | None = None,
-    image_vectors: np.ndarray | None = None,
-    image_ok: np.ndarray | None = None,
-    neighbours: int = 10,
-    title_voter: NeighbourVote | None = None,
-    visual_voter: NeighbourVote | None = None,
-    product_rows: np.ndarray | None = None,
-    page_relations: tuple[np.ndarray, np.ndarray] | None = None,
-) -> pl.DataFrame:
-    """The inputs of :func:`out_of_category` for every (``category_id``, ``offer_id``) row of ``pairs``
-    (other columns pass through, order kept).
+class OutOfCategoryFilter:
+    """The out-of-category filter over one catalog (a :class:`CatalogContext`): the neighbour votes of the
+    catalog's tags (titles, and images when the catalog has them) are indexed on first use and the page
+    relations computed once per set of pages, so a run scores all its pages against one index."""
 
-    ``products``: ``offer_id, category_id`` (the retailer's tag) and ``predicted_category_id`` (from
-    :func:`predict_categories`; null: unknown), row-aligned with ``vectors`` (the space of the page
-    centroids), ``title_vectors`` (the title vote's space; default ``vectors``) and ``image_vectors`` /
-    ``image_ok``. ``centroids``: ``category_id, centroid`` of every page (the competing pages of the
-    centroid margin). Adds ``centroid_margin, predicted_category_id, predicted_within, neighbour_vote`` and,
-    with images, ``visual_vote`` (null for products without an image). ``title_voter``/``visual_voter``:
-    votes built once for the whole catalog (the visual one over the rows that have an image), reused
-    across calls; by default each call builds its own.
-    """
-    if product_rows is None:
-        row_of = products.select("offer_id").with_row_index("_row")
-        joined = pairs.join(row_of, on="offer_id", how="left", maintain_order="left")
-        if joined.get_column("_row").null_count():
-            raise ValueError("out_of_category_signals: a pair references an unknown offer_id")
-        rows = joined.get_column("_row").to_numpy().astype(np.int64)
-    else:
-        joined, rows = pairs, np.asarray(product_rows, dtype=np.int64)
-    page_ids = centroids.get_column("category_id").to_numpy()
-    order = np.argsort(page_ids, kind="stable")
-    pair_pages = joined.get_column("category_id").to_numpy()
-    slot = np.minimum(np.searchsorted(page_ids[order], pair_pages), len(order) - 1)
-    if len(pair_pages) and (page_ids[order][slot] != pair_pages).any():
-        raise ValueError("out_of_category_signals: a pair references a page without a centroid row")
-    page_pos = order[slot]
-    centroid_vectors, related = page_relations if page_relations is not None else related_pages(centroids, taxonomy)
-    tags = products.get_column("category_id").to_numpy()
-    predicted = products.get_column("predicted_category_id").fill_null(-1).to_numpy()[rows]
-    vote = title_voter or NeighbourVote(vectors if title_vectors is None else title_vectors, tags, taxonomy, neighbours)
-    signals = [
-        pl.Series("centroid_margin", centroid_margin(vectors, rows, page_pos, centroid_vectors, related)),
-        pl.Series("predicted_category_id", predicted, dtype=pl.Int64).replace(-1, None),
-        pl.Series("predicted_within", taxonomy.is_within(predicted, pair_pages)).set(pl.Series(predicted < 0), None),
-        pl.Series("neighbour_vote", vote(rows, pair_pages).astype(np.float32)),
-    ]
-    ok = None if image_vectors is None else np.ones(len(image_vectors), bool) if image_ok is None else image_ok
-    if image_vectors is not None and ok.sum() > 1:
-        with_image = np.flatnonzero(ok)
-        local = np.full(len(ok), -1, dtype=np.int64)
-        local[with_image] = np.arange(len(with_image))
-        has = ok[rows]
-        visual = np.full(len(rows), np.nan, dtype=np.float32)
-        if has.any():
-            query = local[rows[has]]
-            image_vote = visual_voter or NeighbourVote(
-                image_vectors[with_image], tags[with_image], taxonomy, neighbours
-            )
-            visual[has] = image_vote(query, pair_pages[has])
-        signals.append(pl.Series("visual_vote", visual).fill_nan(None))
-    return pairs.with_columns(signals)
+    def __init__(self, catalog: CatalogContext, config: OutOfCategoryConfig | None = None) -> None:
+        self.catalog = catalog
+        self.config = config or OutOfCategoryConfig()
+        self._votes: dict[str, NeighbourVote] = {}
+        self._relations: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _vote(self, kind: str) -> NeighbourVote:
+        """The ``title`` or ``visual`` neighbour vote over the whole catalog (the visual one over the rows
+        that have an image)."""
+        if kind not in self._votes:
+            c = self.catalog
+            tags = c.products.get_column("category_id").to_numpy()
+            if kind == "title":
+                space = c.vectors if c.title_vectors is None else c.title_vectors
+                self._votes[kind] = NeighbourVote(space, tags, c.taxonomy, self.config.neighbours)
+            else:
+                ok = np.flatnonzero(c.image_rows())
+                self._votes[kind] = NeighbourVote(c.image_vectors[ok], tags[ok], c.taxonomy, self.config.neighbours)
+        return self._votes[kind]
+
+    def _page_relations(self, centroids: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        key = centroids.get_column("category_id").to_numpy().tobytes()
+        if key not in self._relations:
+            self._relations[key] = related_pages(centroids, self.catalog.taxonomy)
+        return self._relations[key]
+
+    def evidence(self, pairs: pl.DataFrame, centroids: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
+        """The inputs of :func:`out_of_category` for every (``category_id``, ``offer_id``) row of ``pairs``
+        (other columns pass through, order kept): ``centroid_margin, predicted_category_id,
+        predicted_within, neighbour_vote`` and, with images, ``visual_vote`` (null for products without an
+        image). ``centroids``: ``category_id, centroid`` of every page (the competing pages of the centroid
+        margin). ``rows``: the pairs' product rows when the caller has them (``CatalogContext.rows``)."""
+        c = self.catalog
+        rows = c.rows(pairs.get_column("offer_id")) if rows is None else np.asarray(rows, dtype=np.int64)
+        page_ids = centroids.get_column("category_id").to_numpy()
+        order = np.argsort(page_ids, kind="stable")
+        pair_pages = pairs.get_column("category_id").to_numpy()
+        slot = np.minimum(np.searchsorted(page_ids[order], pair_pages), len(order) - 1)
+        if len(pair_pages) and (page_ids[order][slot] != pair_pages).any():
+            raise ValueError("out-of-category filter: a pair references a page without a centroid row")
+        page_pos = order[slot]
+        centroid_vectors, related = self._page_relations(centroids)
+        predicted = c.products.get_column("predicted_category_id").fill_null(-1).to_numpy()[rows]
+        evidence = [
+            pl.Series("centroid_margin", centroid_margin(c.vectors, rows, page_pos, centroid_vectors, related)),
+            pl.Series("predicted_category_id", predicted, dtype=pl.Int64).replace(-1, None),
+            pl.Series("predicted_within", c.taxonomy.is_within(predicted, pair_pages)).set(
+                pl.Series(predicted < 0), None
+            ),
+            pl.Series("neighbour_vote", self._vote("title")(rows, pair_pages).astype(np.float32)),
+        ]
+        ok = c.image_rows()
+        if ok.sum() > 1:
+            with_image = np.flatnonzero(ok)
+            local = np.full(len(ok), -1, dtype=np.int64)
+            local[with_image] = np.arange(len(with_image))
+            has = ok[rows]
+            visual = np.full(len(rows), np.nan, dtype=np.float32)
+            if has.any():
+                visual[has] = self._vote("visual")(local[rows[has]], pair_pages[has])
+            evidence.append(pl.Series("visual_vote", visual).fill_nan(None))
+        return pairs.with_columns(evidence)
+
+    def flag(self, pairs: pl.DataFrame, centroids: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
+        """:meth:`evidence` and the verdict (:func:`out_of_category`) with this filter's thresholds."""
+        return out_of_category(self.evidence(pairs, centroids, rows), config=self.config)
 
 
 def out_of_category(

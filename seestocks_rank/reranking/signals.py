@@ -71,7 +71,7 @@ def compute_features(
     prof = centroids.drop("centroid", "prompt_embedding", "visual_prototype", strict=False).with_row_index("_grow")
     if product_rows is None:
         joined = pairs.join(prod, on="offer_id", how="left", maintain_order="left")
-    else:  # rows already located (CatalogSignals.rows): a gather instead of a join against the catalog
+    else:  # rows already located (CatalogContext.rows): a gather instead of a join against the catalog
         joined = pl.concat([pairs, prod.drop("offer_id")[np.asarray(product_rows)]], how="horizontal")
     joined = joined.join(prof, on="category_id", how="left", maintain_order="left")
     unknown = joined.filter(pl.col("_prow").is_null() | pl.col("_grow").is_null())

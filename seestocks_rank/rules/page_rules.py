@@ -11,7 +11,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from seestocks_rank.reranking.context import CatalogSignals
+from seestocks_rank.reranking.context import CatalogContext
 from seestocks_rank.rules.dedup import duplicate_groups as _duplicate_groups
 from seestocks_rank.rules.dedup import number_signature
 
@@ -183,9 +183,9 @@ def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
     ).drop("_retailer_pos", "_eligible_pos", "_pos", "_tier")
 
 
-def rank_pages(fused: pl.DataFrame, signals: CatalogSignals, config: RuleConfig | None = None) -> pl.DataFrame:
+def rank_pages(fused: pl.DataFrame, signals: CatalogContext, config: RuleConfig | None = None) -> pl.DataFrame:
     """The ``filtered_rankings`` stage: the fused scores with their offers' retailer, price and
-    ``last_seen`` and their vectors (looked up in the run's :class:`CatalogSignals`), through
+    ``last_seen`` and their vectors (looked up in the run's :class:`CatalogContext`), through
     :func:`apply_rules`; freshness is measured from the catalog's latest ``last_seen`` (the crawl time), so
     re-running an old catalog gives the same pages."""
     rows = signals.rows(fused.get_column("offer_id"))

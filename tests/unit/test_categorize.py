@@ -17,8 +17,14 @@ from seestocks_rank.reranking.categorize import (
     node_prototypes,
     predict_categories,
 )
+from seestocks_rank.reranking.context import CatalogContext
 from seestocks_rank.reranking.neighbours import neighbour_vote
-from seestocks_rank.reranking.out_of_category import centroid_margin, out_of_category, out_of_category_signals
+from seestocks_rank.reranking.out_of_category import (
+    OutOfCategoryConfig,
+    OutOfCategoryFilter,
+    centroid_margin,
+    out_of_category,
+)
 from seestocks_rank.reranking.siblings import SiblingDisambiguator
 
 TREE = Taxonomy.from_text("1 - A\n2 - A > A1\n3 - A > A2\n4 - B\n5 - B > B1\n")
@@ -232,7 +238,7 @@ def test_centroid_margin_against_the_best_unrelated_page() -> None:
     assert margin[0] > 0 and margin[1] < 0 and margin[2] < 0
 
 
-def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_encoder) -> None:
+def test_out_of_category_evidence_flags_the_mistag_with_a_named_signal(hashing_encoder) -> None:
     from seestocks_rank.retrieval.centroids import category_centroids, page_prompt
 
     vectors = _catalog_vectors(hashing_encoder)
@@ -252,9 +258,9 @@ def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_enc
     images = np.eye(4, dtype=np.float32)[[0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3, 3]]  # one look per category
     has_image = np.ones(12, dtype=bool)
     has_image[0] = False
-    signals = out_of_category_signals(
-        pairs, products, vectors, centroids, FOOD, image_vectors=images, image_ok=has_image, neighbours=3
-    )
+    config = OutOfCategoryConfig(neighbours=3)
+    catalog_context = CatalogContext(products, vectors, FOOD, image_vectors=images, image_ok=has_image)
+    signals = OutOfCategoryFilter(catalog_context, config).evidence(pairs, centroids)
     assert signals.columns == [
         *pairs.columns, "centroid_margin", "predicted_category_id", "predicted_within", "neighbour_vote", "visual_vote"
     ]  # fmt: skip
@@ -267,7 +273,7 @@ def test_out_of_category_signals_flag_the_mistag_with_a_named_signal(hashing_enc
     assert reasons[0] is None and reasons[3] is None and reasons[4] is None
     assert reasons[1] is None  # an odd price alone does not flag a pepper its neighbours vote for
     assert reasons[2].startswith("title:")  # the sauce tagged Peppers
-    text_only = out_of_category_signals(pairs, products, vectors, centroids, FOOD, neighbours=3)
+    text_only = OutOfCategoryFilter(CatalogContext(products, vectors, FOOD), config).evidence(pairs, centroids)
     assert "visual_vote" not in text_only.columns
     with pytest.raises(ValueError, match="page without a centroid row"):
-        out_of_category_signals(pairs.with_columns(pl.lit(1).alias("category_id")), products, vectors, centroids, FOOD)
+        OutOfCategoryFilter(catalog_context).evidence(pairs.with_columns(pl.lit(1).alias("category_id")), centroids)
