@@ -8,9 +8,12 @@ per nightly run, 45% of it. This subclass keeps one pooled engine per shard, run
 ``synchronous=NORMAL`` (no fsync per commit; a crash may lose the last transactions but never corrupts the
 file), caches the schema probes, and writes Dagster's event batches (``DAGSTER_EVENT_BATCH_SIZE``, which it
 turns on) in one transaction per shard. Same files, same rows: ``tests/dagster/test_event_log_storage.py``
-checks that what the UI reads is identical to the stock storage. It extends a private Dagster class, hence
-the ``dagster==1.13.*`` pin; for several machines use dagster-postgres instead
-(``docs/beyond-one-machine.md``).
+checks that what the UI reads is identical to the stock storage.
+
+It extends private Dagster classes, so it refuses to load under a Dagster release it was not written for
+(:data:`WRITTEN_FOR`), naming the ``dagster.yaml`` block to remove to fall back to the stock storage; the
+project's ``dagster`` pin follows from this guard. For several machines use PostgreSQL instead
+(``docs/operations.md``).
 """
 
 from __future__ import annotations
@@ -22,19 +25,36 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster._core.events import ASSET_EVENTS
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+
+WRITTEN_FOR = "1.13."  # the Dagster minor release whose internals this module extends
+
+
+def check_dagster_version(version: str = dg.__version__) -> None:
+    """Raise, naming the ``dagster.yaml`` block to remove, unless ``version`` is one this module was
+    written for."""
+    if not version.startswith(WRITTEN_FOR):
+        raise ImportError(
+            f"resources/event_log.py extends Dagster {WRITTEN_FOR}x internals and this is Dagster {version}: "
+            "remove the `event_log_storage:` block (module: resources.event_log) from $DAGSTER_HOME/dagster.yaml "
+            "to use Dagster's stock SQLite event log, or install the Dagster release in pyproject.toml"
+        )
+
+
+check_dagster_version()
+
+from dagster._core.events import ASSET_EVENTS  # noqa: E402 - only once the release is known to fit
+from dagster._core.events.log import EventLogEntry  # noqa: E402
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable  # noqa: E402
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (  # noqa: E402
     SqliteEventLogStorage,
     SqliteEventLogStorageWatchdog,
 )
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import QueuePool
-from watchdog.events import FileSystemEvent
-from watchdog.observers import Observer
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS  # noqa: E402
+from sqlalchemy import create_engine, event  # noqa: E402
+from sqlalchemy.engine import Connection, Engine  # noqa: E402
+from sqlalchemy.pool import QueuePool  # noqa: E402
+from watchdog.events import FileSystemEvent  # noqa: E402
+from watchdog.observers import Observer  # noqa: E402
 
 # Dagster buffers the events of a step output (e.g. one materialization per page) up to this many and
 # hands them to ``store_event_batch``; 0 (Dagster's default) writes them one by one.

@@ -135,3 +135,15 @@ def test_live_run_log_watchers_see_events_written_through_pooled_connections(
 def test_bad_synchronous_level_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(dg.DagsterInvalidConfigError, match="synchronous"):
         PooledSqliteEventLogStorage(str(tmp_path), synchronous="SOMETIMES")
+
+
+def test_the_pooled_event_log_refuses_a_dagster_release_it_was_not_written_for():
+    """Loaded under another Dagster release, the module fails at import with the dagster.yaml block to remove
+    (a fresh interpreter, as the instance would load it)."""
+    import subprocess
+    import sys
+
+    code = "import dagster; dagster.__version__ = '1.14.0'; import resources.event_log"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode != 0
+    assert "remove the `event_log_storage:` block" in done.stderr and "Dagster 1.14.0" in done.stderr
