@@ -14,6 +14,9 @@ import polars as pl
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.splits import hash_split
 
+# Home Depot grades (1-3, mean of raters): relevant >= 2.5, irrelevant < 1.5 (../shared/data/README.md)
+HOMEDEPOT_RELEVANT_MIN, HOMEDEPOT_IRRELEVANT_MAX = 2.5, 1.49
+
 
 def homedepot_judgments(path: str | Path) -> pl.DataFrame:
     """Home Depot's ``train.csv(.zip)`` (latin-1) -> the judgments format

@@ -11,9 +11,7 @@ Embeddings are cached (model version + text hash), so a rerun encodes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -28,12 +26,10 @@ from seestocks_rank.benchmarks.cli import text_encoder
 from seestocks_rank.benchmarks.datasets import load_fashion, load_flipkart, load_matching, load_pricerunner
 from seestocks_rank.benchmarks.dedup import dedup_benchmark, matching_benchmark
 from seestocks_rank.benchmarks.mistag import mistag_benchmark
+from seestocks_rank.benchmarks.results import RESULTS_DIR, SHARED_DATA, machine_info, write_result
 from seestocks_rank.benchmarks.siblings import google_taxonomy_timing, sibling_benchmark
 from seestocks_rank.inputs.catalog import validate_catalog
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.models.device import cpu_model
-
-ROOT = Path(__file__).resolve().parents[2]  # the project folder (results go to its bench/results)
 
 
 def step(name: str, results: dict, fn, *args, **kwargs) -> None:  # noqa: ANN001
@@ -114,10 +110,10 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(SHARED_DATA))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--out", default=str(RESULTS_DIR))
     args = parser.parse_args()
     data = Path(args.data)
     start = time.perf_counter()
@@ -154,7 +150,7 @@ def main() -> int:
             step(f"match_{name}", results, matching_benchmark, load_matching(data / "product_matching" / name), encoder)
 
     report = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_info(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(
             shlex.quote(a) for a in [".venv/bin/python", "-m", "seestocks_rank.benchmarks.quality", *sys.argv[1:]]
@@ -163,10 +159,7 @@ def main() -> int:
         "seconds": round(time.perf_counter() - start, 1),
         "results": results,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "quality.md").write_text(markdown(report))
+    write_result("quality", report, markdown(report), args.out)
     print(markdown(report))
     return 0
 

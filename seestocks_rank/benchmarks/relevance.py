@@ -19,15 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from seestocks_rank.benchmarks.datasets import homedepot_judgments
-from seestocks_rank.benchmarks.machine import machine_info
+from seestocks_rank.benchmarks.datasets import HOMEDEPOT_IRRELEVANT_MAX, HOMEDEPOT_RELEVANT_MIN, homedepot_judgments
+from seestocks_rank.benchmarks.results import SHARED_DATA, machine_info, write_result
 from seestocks_rank.evaluation.harness import RelevanceModels, evaluate
 from seestocks_rank.evaluation.training import refit_cross_encoder_on_all, train_fusion_models, train_relevance_models
 from seestocks_rank.models.encoders import SentenceTransformerEncoder
-
-ROOT = Path(__file__).resolve().parents[2]  # the project folder (results go to its bench/results)
-
-RELEVANT_MIN, IRRELEVANT_MAX = 2.5, 1.49  # README: >= 2.5 relevant, < 1.5 irrelevant
 
 
 def selection_lines(training: dict) -> list[str]:
@@ -144,7 +140,7 @@ def main() -> int:
     parser.add_argument(
         "--cross-encoder-folds", type=int, default=1, help="K >= 2: K out-of-fold cross-encoders, ensembled"
     )
-    parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--shared", default=str(SHARED_DATA))
     parser.add_argument("--work", default="/tmp/seestocks-relevance")
     reuse = parser.add_mutually_exclusive_group()
     reuse.add_argument("--reuse-models", action="store_true", help="skip training when models exist in --work")
@@ -167,7 +163,7 @@ def main() -> int:
     test = judgments.filter(judgments["split"] == "test").drop("split")
     encoder = SentenceTransformerEncoder()
     models_dir = work / "models"
-    thresholds = {"relevant_min": RELEVANT_MIN, "irrelevant_max": IRRELEVANT_MAX}
+    thresholds = {"relevant_min": HOMEDEPOT_RELEVANT_MIN, "irrelevant_max": HOMEDEPOT_IRRELEVANT_MAX}
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.reuse_cross_encoder:
         train_fusion_models(train, encoder, models_dir, **thresholds, log=log)
@@ -190,17 +186,16 @@ def main() -> int:
     n = min(3000, test.height)
     models.cross_encoder.score(test["query"][:n].to_list(), test["title"][:n].to_list())
     inference = n / (time.perf_counter() - start)
-    evaluation = evaluate(test, encoder, models, relevant_min=RELEVANT_MIN, irrelevant_max=IRRELEVANT_MAX)
+    evaluation = evaluate(
+        test, encoder, models, relevant_min=HOMEDEPOT_RELEVANT_MIN, irrelevant_max=HOMEDEPOT_IRRELEVANT_MAX
+    )
     result = {
         "machine": machine_info(),
         "training": training,
         "inference_pairs_per_second": inference,
         "evaluation": evaluation,
     }
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.results_name}.json").write_text(json.dumps(result, indent=2, default=float))
-    (out / f"{args.results_name}.md").write_text(markdown(result))
+    write_result(args.results_name, result, markdown(result))
     print(markdown(result))
     return 0
 
