@@ -19,7 +19,8 @@ from resources import (
     VisionModelResource,
 )
 from seestocks_rank.inputs.judgments import judged_pairs
-from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
+from seestocks_rank.models.cross_encoder import META_FILE as CROSS_ENCODER_META_FILE
+from seestocks_rank.models.cross_encoder import CrossEncoder
 from seestocks_rank.models.registry import registry_row
 from seestocks_rank.models.vision import architecture_name
 from seestocks_rank.models.vlm_training import (
@@ -207,7 +208,8 @@ def cross_encoder_model(
     folder = cross_encoder.folder
     rows = pipeline_judgments(judgments, catalog, category_pages)
     fingerprint = _fingerprint(rows, settings)
-    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).exists() else {}
+    meta_path = folder / CROSS_ENCODER_META_FILE
+    manifest = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     status = "reused"
     if settings.cross_encoder_minutes > 0 and manifest.get("training_data") != fingerprint:
         lo, hi = float(rows["grade"].min()), float(rows["grade"].max())
@@ -222,7 +224,7 @@ def cross_encoder_model(
             log=context.log.info,
         )
         model.save(folder, extra={"training_data": fingerprint, "train_pairs": rows.height, **report.__dict__})
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(meta_path.read_text())
         status = "trained"
     elif not manifest:
         status = "absent"
@@ -237,7 +239,7 @@ def cross_encoder_model(
             "training_precision": str(manifest.get("precision", "float32")),
         }
     )
-    trained_at = datetime.fromtimestamp((folder / MANIFEST).stat().st_mtime, UTC) if manifest else None
+    trained_at = datetime.fromtimestamp(meta_path.stat().st_mtime, UTC) if manifest else None
     figures = ("train_pairs", "pairs_per_second", "epochs", "seconds", "precision")
     return registry_row(
         status,

@@ -7,7 +7,7 @@ import dagster as dg
 
 from resources.compute import ComputeResource
 from resources.data_root import DataRootResource
-from seestocks_rank.models.cross_encoder import MANIFEST, CrossEncoder
+from seestocks_rank.models.cross_encoder import META_FILE, CrossEncoder
 from seestocks_rank.models.encoders import HashingEncoder, SentenceTransformerEncoder, TextEncoder
 
 TEXT_ENCODER_KINDS = ("sentence-transformers", "hashing")
@@ -60,10 +60,10 @@ class CrossEncoderResource(dg.ConfigurableResource):
         return Path(self.model_dir) if self.model_dir else self.data_root.root.cross_encoder
 
     def load(self) -> CrossEncoder | None:
-        if not (self.folder / MANIFEST).exists():
+        if not (self.folder / META_FILE).exists():
             return None
         return _load_cross_encoder(
-            str(self.folder), self.compute.torch_device(), (self.folder / MANIFEST).stat().st_mtime_ns, self.cpu_int8
+            str(self.folder), self.compute.torch_device(), (self.folder / META_FILE).stat().st_mtime_ns, self.cpu_int8
         )
 
 

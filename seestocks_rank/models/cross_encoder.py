@@ -37,7 +37,7 @@ import numpy as np
 from seestocks_rank.models.device import cpu_has_native_bf16, resolve_device
 from seestocks_rank.models.encoders import default_text_model_path
 
-MANIFEST = "cross_encoder.json"
+META_FILE = "cross_encoder.json"
 
 
 WEIGHTS = "model.pt"
@@ -338,7 +338,7 @@ class CrossEncoder:
         self.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         torch.save(self.head.state_dict(), tmp / WEIGHTS)
         manifest = {"version": self.version, "max_length": self.max_length, "base": self.base, **(extra or {})}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        (tmp / META_FILE).write_text(json.dumps(manifest, indent=2))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
@@ -357,9 +357,9 @@ class CrossEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(folder)
-        manifest_path = folder / MANIFEST
+        manifest_path = folder / META_FILE
         if not manifest_path.exists():
-            raise FileNotFoundError(f"no cross-encoder in {folder} ({MANIFEST} missing): train one first")
+            raise FileNotFoundError(f"no cross-encoder in {folder} ({META_FILE} missing): train one first")
         manifest = json.loads(manifest_path.read_text())
         device = resolve_device(device)
         tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), local_files_only=True)
