@@ -8,6 +8,7 @@ keeps every bad row's original values as text together with the reason(s) it was
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from PIL import Image
 
+from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.files import read_table
+from seestocks_rank.models.images import image_problem
 
 __all__ = [
     "MAX_TITLE_CHARS",
@@ -83,6 +85,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "unknown_category",
     "bad_last_seen",
     "unreadable_image",
+    "image_outside_catalog_folder",
     "duplicate_offer",
 )
 
@@ -100,7 +103,7 @@ _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _UTC = pl.Datetime("us", "UTC")
 
 
-class CatalogSchemaError(ValueError):
+class CatalogSchemaError(InputError):
     """The catalog violates the column contract; the message names each offending column."""
 
 
@@ -234,24 +237,21 @@ def _resolve_image(column: str, image_root: Path) -> pl.Expr:
     return pl.when(path.str.starts_with("/")).then(path).otherwise(pl.lit(root) + path)
 
 
-def _image_is_readable(path: str) -> bool:
-    """True when PIL can open and verify the file."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception:  # any decoder/IO failure means the image is unusable
-        return False
-    return True
-
-
-def _unreadable_images(paths: Iterable[str]) -> list[str]:
-    """The subset of ``paths`` that are missing or not decodable (checked concurrently; I/O bound)."""
+def _image_problems(paths: Iterable[str], root: Path, *, verify: bool) -> dict[str, str]:
+    """The paths among ``paths`` that cannot be used as images, with the quarantine reason: outside the
+    catalog's image folder (never opened, checked always), or with ``verify`` missing, not a regular
+    file, too large or not decodable (checked concurrently; I/O bound)."""
     unique = sorted(set(paths))
     if not unique:
-        return []
-    with ThreadPoolExecutor(max_workers=min(16, len(unique))) as pool:
-        ok = list(pool.map(_image_is_readable, unique))
-    return [p for p, good in zip(unique, ok, strict=True) if not good]
+        return {}
+    if not verify:
+        real_root = os.path.realpath(root)
+        problems = [None if Path(os.path.realpath(p)).is_relative_to(real_root) else "outside_folder" for p in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, len(unique))) as pool:
+            problems = list(pool.map(lambda p: image_problem(p, within=root), unique))
+    reason = {"outside_folder": "image_outside_catalog_folder"}
+    return {p: reason.get(why, "unreadable_image") for p, why in zip(unique, problems, strict=True) if why}
 
 
 def validate_catalog(
@@ -266,7 +266,8 @@ def validate_catalog(
     """Check the column contract and split ``raw`` into clean products and quarantined rows.
 
     Raises :class:`CatalogSchemaError` for missing or mistyped columns. Relative image paths resolve
-    against ``image_root`` (default: the working directory); ``check_images`` verifies each image
+    against ``image_root`` (default: the working directory), and an image that resolves outside it is
+    refused without being opened; ``check_images`` verifies each image
     with PIL. Each quarantined row lists all of its reasons; ``duplicate_offer`` applies only to
     later occurrences among otherwise valid rows.
     """
@@ -302,10 +303,8 @@ def validate_catalog(
         _blank_to_null(orig["brand"]).alias("brand"),
     )
 
-    unreadable = pl.lit(False)
-    if check_images:
-        bad_paths = _unreadable_images(frame["image_path"].drop_nulls().to_list())
-        unreadable = pl.col("image_path").is_in(pl.Series(bad_paths, dtype=pl.String)).fill_null(False)
+    problems = _image_problems(frame["image_path"].drop_nulls().to_list(), root, verify=check_images)
+    image_reason = pl.col("image_path").replace_strict(problems, default=None, return_dtype=pl.String)
 
     title_len = pl.col("title").str.len_chars()
     price = pl.col("price")
@@ -325,11 +324,11 @@ def validate_catalog(
         separator=REASON_SEPARATOR,
         ignore_nulls=True,
     )
-    # An unreadable image is not a reason to drop the product: it goes on without its image (null
+    # An unusable image is not a reason to drop the product: it goes on without its image (null
     # image_path, hence a null image embedding) and the quarantine table records the bad file.
     frame = frame.with_columns(
         pl.when(reason.str.len_chars() > 0).then(reason).alias("__reason"),
-        pl.when(unreadable).then(pl.lit("unreadable_image")).alias("__soft"),
+        image_reason.alias("__soft"),
     )
     valid = pl.col("__reason").is_null()
     later_duplicate = valid & (pl.int_range(pl.len()).over("product_id", "retailer", valid) > 0)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import polars as pl
 
+from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.files import read_table
 
 _TEXT = pl.Utf8
@@ -67,14 +68,14 @@ def read_judgments(path: str | Path, layout: JudgmentsFormat) -> pl.DataFrame:
     missing = [c for c in layout.required if c not in raw.columns]
     if missing:
         expected = list(layout.required) + ([f"+ optional {list(layout.optional)}"] if layout.optional else [])
-        raise ValueError(f"{path}: judgments lack column(s) {missing}; expected {expected}")
+        raise InputError(f"{path}: judgments lack column(s) {missing}; expected {expected}")
     present = {**layout.required, **{c: t for c, t in layout.optional.items() if c in raw.columns}}
     typed = raw.select(_typed(c, t, c in layout.id_columns) for c, t in present.items())
     for column in layout.required:
         bad = typed.get_column(column).is_null()
         if bad.any():
             row = int(bad.arg_max())
-            raise ValueError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
+            raise InputError(f"{path}: row {row} has a missing or non-numeric {column} ({raw[column][row]!r})")
     return typed.unique(subset=list(layout.key), keep=layout.keep, maintain_order=True)
 
 

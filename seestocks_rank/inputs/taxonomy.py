@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from seestocks_rank.inputs.errors import InputError
+
 __all__ = ["NODE_SCHEMA", "PATH_SEPARATOR", "Taxonomy", "TaxonomyError"]
 
 
@@ -41,7 +43,7 @@ _MAX_DENSE_ID = 1 << 22
 IntLike = int | np.integer | npt.ArrayLike
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(InputError):
     """Invalid taxonomy input; the message names the (1-based) line or row and the problem."""
 
 
@@ -176,8 +178,16 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
-        """Read and parse a UTF-8 ``taxonomy-with-ids`` file."""
-        return cls.from_text(Path(path).read_text(encoding="utf-8-sig"))
+        """Read and parse a UTF-8 ``taxonomy-with-ids`` file; errors name the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise TaxonomyError(f"{path}: no such file")
+        try:
+            return cls.from_text(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise TaxonomyError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        except TaxonomyError as exc:
+            raise TaxonomyError(f"{path}: {exc}") from exc
 
     @classmethod
     def from_nodes(cls, nodes: pl.DataFrame) -> Taxonomy:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,53 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused ("too_large"), never decoded
 
 
-IMAGE_REASONS = ("no_image", "missing_file", "not_a_file", "too_large", "truncated", "corrupt", "empty_image")
+MAX_IMAGE_BYTES = 64 * 1024 * 1024  # larger files are refused ("too_large"), never read
+
+
+IMAGE_REASONS = (
+    "no_image", "missing_file", "not_a_file", "too_large", "truncated", "corrupt", "empty_image", "outside_folder",
+)  # fmt: skip
+
+
+def file_problem(path: Path, within: Path | None = None) -> str | None:
+    """Why ``path`` is not an image file worth opening (None: it may be one), from the file system alone:
+    ``outside_folder`` (it resolves, symlinks followed, outside ``within``), ``missing_file``,
+    ``not_a_file`` (a folder, device, FIFO or socket: never opened, so ``/dev/zero`` or a pipe cannot
+    hang a run) or ``too_large`` (over :data:`MAX_IMAGE_BYTES`)."""
+    real = Path(os.path.realpath(path))
+    if within is not None and not real.is_relative_to(Path(os.path.realpath(within))):
+        return "outside_folder"
+    try:
+        info = real.stat()
+    except OSError:
+        return "missing_file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not_a_file"
+    return "too_large" if info.st_size > MAX_IMAGE_BYTES else None
+
+
+def image_problem(path: str | Path, within: Path | None = None, *, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """Why an image cannot be used (None: it can): :func:`file_problem`, then the header and a
+    :meth:`PIL.Image.Image.verify` pass (``too_large``, ``empty_image``, ``truncated``, ``corrupt``)
+    without decoding the pixels."""
+    problem = file_problem(Path(path), within)
+    if problem is not None:
+        return problem
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                return "too_large"
+            if width == 0 or height == 0:
+                return "empty_image"
+            im.verify()
+    except Image.DecompressionBombError:
+        return "too_large"
+    except OSError as exc:
+        return "truncated" if "truncated" in str(exc).lower() else "corrupt"
+    except Exception:  # any other decoder failure
+        return "corrupt"
+    return None
 
 
 @dataclass(frozen=True)
@@ -30,15 +78,15 @@ class LoadedImage:
 
 def load_image(path: str | Path | None, *, max_pixels: int = MAX_IMAGE_PIXELS) -> LoadedImage:
     """An RGB image, or ``None`` and why: ``no_image``, ``missing_file``, ``not_a_file``, ``too_large``
-    (more than ``max_pixels``, refused before decoding), ``truncated``, ``corrupt``, ``empty_image``.
+    (over :data:`MAX_IMAGE_BYTES`, or more than ``max_pixels``, refused before decoding), ``truncated``,
+    ``corrupt``, ``empty_image``.
     CMYK, palette, greyscale and transparent images are converted to RGB (transparency onto white)."""
     if path is None or str(path).strip() == "":
         return LoadedImage(None, "no_image")
     p = Path(path)
-    if not p.exists():
-        return LoadedImage(None, "missing_file")
-    if not p.is_file():
-        return LoadedImage(None, "not_a_file")
+    problem = file_problem(p)
+    if problem is not None:
+        return LoadedImage(None, problem)
     try:
         with Image.open(p) as im:
             width, height = im.size
