@@ -5,7 +5,14 @@ import os
 import dagster as dg
 
 from assets import evaluation, inputs, models, publication, reranking, retrieval, rules, sharding
-from assets.automation import category_pages_sensor, nightly_job, nightly_schedule, pages_job
+from assets.automation import (
+    abandoned_runs_sensor,
+    category_pages_sensor,
+    nightly_job,
+    nightly_schedule,
+    publication_automation,
+    run_failure_alert,
+)
 from assets.sharding import sharded_embeddings_job
 from resources import (
     CatalogContextResource,
@@ -28,6 +35,25 @@ INPUT_ENV_VARS = {
     "category_pages": "SEESTOCKS_CATEGORY_PAGES",
     "judgments": "SEESTOCKS_JUDGMENTS",
 }
+TEXT_MODEL_ENV = "SEESTOCKS_TEXT_MODEL"  # a local sentence-transformers folder, or "hashing" (no transformer)
+EXECUTOR_ENV = "SEESTOCKS_EXECUTOR"  # in_process (default: one process per run) or multiprocess
+
+
+def text_model_resource(compute: ComputeResource) -> TextModelResource:
+    """The bi-encoder: ``$SEESTOCKS_TEXT_MODEL`` (a model folder, or ``hashing``), else the bundled MiniLM."""
+    choice = os.environ.get(TEXT_MODEL_ENV, "").strip()
+    if choice == "hashing":
+        return TextModelResource(compute=compute, kind="hashing")
+    return TextModelResource(compute=compute, model_path=choice)
+
+
+def executor() -> dg.ExecutorDefinition:
+    """``in_process`` by default: on a small machine one process per run loads each model once and builds
+    the catalog context once; ``multiprocess`` runs independent steps side by side on a larger one."""
+    choice = os.environ.get(EXECUTOR_ENV, "in_process")
+    if choice not in ("in_process", "multiprocess"):
+        raise ValueError(f"{EXECUTOR_ENV}={choice!r}: use in_process or multiprocess")
+    return dg.in_process_executor if choice == "in_process" else dg.multiprocess_executor
 
 
 def build_resources(
@@ -44,7 +70,7 @@ def build_resources(
         "storage": StorageResource(data_root=root),
         "inputs": InputsResource(data_root=root, **{**inputs, **inputs_overrides}),
         "compute": compute,
-        "text_model": TextModelResource(compute=compute),
+        "text_model": text_model_resource(compute),
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
         "settings": settings or RankingSettings(),
         "vision": VisionModelResource(),
@@ -69,8 +95,14 @@ all_assets = [
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[nightly_job, pages_job, sharded_embeddings_job],
+    jobs=[nightly_job, sharded_embeddings_job],
     schedules=[nightly_schedule],
-    sensors=[category_pages_sensor],
+    sensors=[
+        category_pages_sensor,
+        publication_automation,
+        run_failure_alert,
+        abandoned_runs_sensor,
+    ],
     resources=build_resources(),
+    executor=executor(),
 )

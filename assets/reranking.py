@@ -113,7 +113,7 @@ def cross_encoder_features(
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"lightgbm", "parquet"},
-    check_specs=[dg.AssetCheckSpec("scores_finite", asset="fused_scores")],
+    check_specs=[dg.AssetCheckSpec("scores_finite", asset="fused_scores", blocking=True)],
 )
 def fused_scores(context: dg.AssetExecutionContext, cross_encoder_features: pl.DataFrame, fusion_model: pl.DataFrame):
     """The fusion model's score and calibrated confidence for every candidate."""

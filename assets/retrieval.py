@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets._metadata import preview, timed
-from assets.partitions import category_pages_partitions, single_run
+from assets.partitions import category_pages_partitions, page_ids, single_run
 from resources import ComputeResource, RankingSettings, StorageResource, TextModelResource, VisionModelResource
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.retrieval.centroids import page_centroids, page_prompt
@@ -66,7 +66,18 @@ def product_embeddings(
     return run.store
 
 
-@dg.asset(kinds={"numpy", "parquet"})
+@dg.asset(
+    kinds={"numpy", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "pages_have_enough_products",
+            asset="taxonomy_centroids",
+            description=(
+                "Pages with fewer tagged products than min_products_per_page: their centroid leans on the prompt."
+            ),
+        ),
+    ],  # fmt: skip
+)
 def taxonomy_centroids(
     context: dg.AssetExecutionContext,
     category_pages: pl.DataFrame,
@@ -78,7 +89,7 @@ def taxonomy_centroids(
     settings: RankingSettings,
     vlm_checkpoint: pl.DataFrame,
     vision: VisionModelResource,
-) -> pl.DataFrame:
+):
     """One centroid row per page: robust centroid of its tagged products blended with its path prompt,
     plus the similarity and log-price spread of its core products; with product images, also the page's
     visual prototype (robust mean of its products' image vectors and the prompt's image-model text vector)."""
@@ -97,14 +108,21 @@ def taxonomy_centroids(
         visual_prompt_vectors=image_model.encode_texts(page_texts) if image_model is not None else None,
         visual_prompt_weight=vision.visual_prompt_weight,
     )
-    context.add_output_metadata(
-        {
+    sparse = centroids.filter(pl.col("n_members") < settings.min_products_per_page)
+    yield dg.Output(
+        centroids,
+        metadata={
             "pages": centroids.height,
             "pages_without_products": centroids.filter(pl.col("n_members") == 0).height,
             "preview": preview(centroids, 10),
-        }
+        },
     )
-    return centroids
+    yield dg.AssetCheckResult(
+        check_name="pages_have_enough_products",
+        passed=sparse.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"pages": dg.MetadataValue.json(sparse.select("category_id", "path", "n_members").rows()[:50])},
+    )
 
 
 @dg.asset(
@@ -114,17 +132,23 @@ def taxonomy_centroids(
 )
 def candidate_sets(
     context: dg.AssetExecutionContext,
+    category_pages: pl.DataFrame,
     taxonomy_centroids: pl.DataFrame,
     product_embeddings: EmbeddingStore,
     compute: ComputeResource,
     settings: RankingSettings,
 ) -> pl.DataFrame:
-    """Nearest products to each page centroid: ``candidate_multiplier`` x ``page_size`` per page."""
-    keys = [int(k) for k in context.partition_keys]
+    """Nearest products to each page centroid: ``candidate_multiplier`` x ``page_size`` per page. A page of
+    the run that left the pages file since the run was planned gets no candidates (and is not published)."""
+    keys = page_ids(context.partition_keys)
+    active = set(category_pages.get_column("category_id").to_list())
+    retired = sorted(set(keys) - active)
+    if retired:
+        context.log.warning(f"{len(retired)} page(s) of this run are no longer active pages: {retired[:10]}")
     centroids = taxonomy_centroids.filter(pl.col("category_id").is_in(keys))
-    missing = sorted(set(keys) - set(centroids.get_column("category_id").to_list()))
-    if missing:
-        raise ValueError(f"no centroid for page(s) {missing[:10]}: re-materialize taxonomy_centroids")
+    stale = sorted(set(keys) & active - set(centroids.get_column("category_id").to_list()))
+    if stale:
+        raise ValueError(f"no centroid for page(s) {stale[:10]}: materialize taxonomy_centroids (pages added since)")
     timings: dict[str, float] = {}
     candidates = retrieve_candidates(
         centroids,

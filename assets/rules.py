@@ -16,7 +16,7 @@ RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_sco
     partitions_def=category_pages_partitions,
     backfill_policy=single_run,
     kinds={"polars", "parquet"},
-    check_specs=[dg.AssetCheckSpec(name, asset="filtered_rankings") for name in RANKING_CHECKS],
+    check_specs=[dg.AssetCheckSpec(name, asset="filtered_rankings", blocking=True) for name in RANKING_CHECKS],
 )
 def filtered_rankings(
     context: dg.AssetExecutionContext,

@@ -1,14 +1,53 @@
-"""Running the pipeline in process, as the nightly schedule would (``seestocks-rank run``, ``make demo``)."""
+"""Running the pipeline in process, as the nightly schedule would (``seestocks-rank run``, ``make demo``).
+
+A command-line run is one writer among others (the schedule, the sensors' runs, backfills from the UI): it
+takes the data root's writer lock, releases the runs of killed command-line processes, refuses to start
+while another run is executing (naming it), and records itself on the instance with its process id so a
+kill is noticed. It stops itself after ``max_runtime_minutes``, before the instance's run monitoring would
+mark it failed while it still writes.
+"""
 
 import os
 import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.utils import make_new_run_id
 
-from assets.automation import all_pages_run_request
-from assets.definitions import defs
+from assets.automation import (
+    HOST_TAG,
+    PID_TAG,
+    all_pages_run_request,
+    error_chain,
+    first_line,
+    release_abandoned_runs,
+)
+from assets.definitions import build_resources, defs
+from assets.partitions import plan_partition_sync, runs_in_flight
+from resources import InputsResource, RankingSettings
+from resources.data_root import LAUNCHED_BY_TAG
+from seestocks_rank.inputs.pages import load_category_pages
+from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.store.layout import DataRoot
+from seestocks_rank.store.writer_lock import DataRootLock, Holder, WriterBusy
+
+EXECUTING = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+
+
+class RunTimedOut(RuntimeError):
+    """The run went past its maximum run time."""
+
+
+def sync_page_partitions(instance: dg.DagsterInstance, inputs: InputsResource) -> None:
+    """Bring the page partitions in step with the pages file, as the ``category_pages_sensor`` does (the
+    caller holds the writer lock and no other run is executing, so retired pages go at once)."""
+    pages = load_category_pages(inputs.category_pages_path, Taxonomy.load(inputs.taxonomy_path))
+    plan_partition_sync(instance, pages).apply(instance)
 
 
 def materialize_all_pages(
@@ -17,51 +56,101 @@ def materialize_all_pages(
     *,
     raise_on_error: bool = True,
     log_level: str = "INFO",
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run in process what the nightly schedule launches: sync the category pages (dynamic partitions),
+    """Run in process what the nightly schedule launches: sync the page partitions with the pages file,
     then one run of every asset over the whole page range."""
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    sync = defs.resolve_job_def("sync_category_pages").execute_in_process(
-        instance=instance, resources=resources, raise_on_error=raise_on_error, run_config=run_config
-    )
-    if not sync.success:
-        return sync
+    sync_page_partitions(instance, resources["inputs"])
     request = all_pages_run_request(instance)
     if isinstance(request, dg.SkipReason):
         raise RuntimeError(request.skip_message)
     return defs.resolve_job_def("nightly_rankings").execute_in_process(
         instance=instance,
         resources=resources,
-        tags=request.tags,
+        run_id=run_id,
+        tags={**request.tags, **(tags or {})},
         raise_on_error=raise_on_error,
-        run_config=run_config,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
 
 
-def _ensure_dagster_home(root: DataRoot) -> Path:
-    """``$DAGSTER_HOME`` or ``<data root>/dagster_home`` seeded with the project's dagster.yaml."""
+def ensure_dagster_home(root: DataRoot) -> Path:
+    """``$DAGSTER_HOME`` or ``<data root>/dagster_home``, seeded with the project's dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or root.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
-    project_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
-    if project_yaml.exists() and not (home / "dagster.yaml").exists():
-        shutil.copy(project_yaml, home / "dagster.yaml")
+    if PROJECT_DAGSTER_YAML.exists() and not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
-def run_pipeline(root: DataRoot, cross_encoder_minutes: float | None = None) -> None:
-    """Materialize every asset for every category page, in process, on the persistent instance
-    (so ``dagster dev`` shows the runs and the partitions)."""
-    from assets.definitions import build_resources
-    from resources import RankingSettings
+@contextmanager
+def time_limit(minutes: float) -> Iterator[None]:
+    """Raise :class:`RunTimedOut` in this (main) thread after ``minutes`` (0: no limit)."""
+    if minutes <= 0:
+        yield
+        return
 
-    _ensure_dagster_home(root)
-    settings = (
-        RankingSettings()
-        if cross_encoder_minutes is None
-        else RankingSettings(cross_encoder_minutes=cross_encoder_minutes)
-    )
-    with dg.DagsterInstance.get() as instance:
-        result = materialize_all_pages(instance, build_resources(str(root.path), settings), raise_on_error=False)
-    if not result.success:
-        raise SystemExit("the pipeline run failed; see the log above")
+    def expire(_signum: int, _frame: object) -> None:
+        raise RunTimedOut(f"the run went past its maximum run time of {minutes:g} minutes")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, minutes * 60)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_pipeline(
+    root: DataRoot,
+    settings: RankingSettings | None = None,
+    *,
+    max_runtime_minutes: float = 0.0,
+    log_level: str = "INFO",
+) -> dg.ExecuteInProcessResult:
+    """One command-line run over every page, on the persistent instance (so the UI shows it), as one of
+    the data root's writers (see the module docstring). Raises :class:`WriterBusy` when another run
+    writes the data root."""
+    ensure_dagster_home(root)
+    run_id = make_new_run_id()
+    lock = DataRootLock(root.path)
+    with dg.DagsterInstance.get() as instance, lock.held(Holder(run_id=run_id, launched_by="cli")):
+        release_abandoned_runs(instance)
+        executing = [r for r in runs_in_flight(instance) if r.status in EXECUTING]
+        if executing:
+            run = executing[0]
+            launched_by = run.tags.get(LAUNCHED_BY_TAG, "daemon")
+            raise WriterBusy(
+                f"run {run.run_id} ({run.job_name}, {run.status.value}, launched by {launched_by}) is writing "
+                f"the data root {root.path}; wait for it to finish"
+            )
+        tags = {LAUNCHED_BY_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+        with time_limit(max_runtime_minutes):
+            return materialize_all_pages(
+                instance,
+                build_resources(str(root.path), settings),
+                raise_on_error=False,
+                log_level=log_level,
+                run_id=run_id,
+                tags=tags,
+            )
+
+
+INPUT_ERRORS = ("InputError", "CatalogSchemaError", "TaxonomyError")
+
+
+def failure_summary(result: dg.ExecuteInProcessResult) -> tuple[str, bool]:
+    """One line saying why a run failed (the first failed step and its error, without the traceback), and
+    whether the cause is an input file (:class:`~seestocks_rank.inputs.errors.InputError`)."""
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        chain = error_chain(event.step_failure_data.error)
+        for error in chain:
+            if error.cls_name in INPUT_ERRORS:
+                return first_line(error.message), True
+        return f"step {event.step_key} failed: {first_line(chain[-1].message) if chain else 'no message'}", False
+    return f"run {result.run_id} failed", False

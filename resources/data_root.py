@@ -10,17 +10,37 @@ import dagster as dg
 from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.model_cache import CachedCrossEncoder, CachedTextEncoder, cached
 from seestocks_rank.store.tables import TableStore
+from seestocks_rank.store.writer_lock import DataRootLock, Holder
+
+LAUNCHED_BY_TAG = "seestocks/launched_by"  # "cli" on seestocks-rank's in-process runs
 
 
 class DataRootResource(dg.ConfigurableResource):
     """The data root (:class:`~seestocks_rank.store.layout.DataRoot`): ``path``, or when empty
-    ``$SEESTOCKS_DATA_DIR``, else ``./data`` in the working directory."""
+    ``$SEESTOCKS_DATA_DIR``, else ``./data`` in the working directory.
+
+    A run holds the data root's writer lock (:class:`~seestocks_rank.store.writer_lock.DataRootLock`)
+    from its start to its end, so two runs never write one data root at once: a run launched while
+    another writes waits up to ``lock_wait_minutes`` (logging which run it waits for), then fails."""
 
     path: str = ""
+    lock_wait_minutes: float = 360.0
 
     @property
     def root(self) -> DataRoot:
         return DataRoot.at(self.path)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.dagster_run
+        if run is None:  # a sensor or a schedule reading inputs: not a writer
+            return
+        holder = Holder(run_id=run.run_id, launched_by=run.tags.get(LAUNCHED_BY_TAG, "daemon"))
+        log = context.log.info if context.log else None
+        DataRootLock(self.root.path).acquire(holder, wait_s=self.lock_wait_minutes * 60, on_wait=log)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None:
+            DataRootLock(self.root.path).release()
 
 
 class StorageResource(dg.ConfigurableResource):

@@ -21,6 +21,11 @@ class RankingSettings(dg.ConfigurableResource):
     cross_encoder_minutes: float = 1.5
     cross_encoder_epochs: float = 2.0
     seed: int = 0
+    # feed checks (blocking: a broken feed stops the run before any page is ranked)
+    max_quarantined_share: float = 0.2  # of the catalog's rows
+    min_catalog_ratio: float = 0.5  # products / the last accepted catalog's: a truncated feed
+    max_catalog_ratio: float = 2.0  # ... and a duplicated one
+    min_products_per_page: int = 5  # fewer tagged products: the page is listed by a (warning) check
     # business rules (RuleConfig)
     page_size: int = _RULES.page_size
     min_confidence: float = _RULES.min_confidence

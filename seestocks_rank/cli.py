@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.store.layout import DataRoot
+from seestocks_rank.store.writer_lock import WriterBusy
 
 DEFAULT_PAGES_TO_SHOW = ("Peppers", "Tool Bags")
+
+
+EXIT_FAILED, EXIT_INPUT, EXIT_BUSY = 1, 2, 3  # a run failed; an input file is unusable; another run writes
+
+
+class CommandError(Exception):
+    """A failure the command reports on one line with its exit code."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _root(args: argparse.Namespace) -> DataRoot:
@@ -30,11 +44,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from assets.runner import run_pipeline
+    from assets.runner import failure_summary, run_pipeline
+    from resources import RankingSettings
 
     root = _root(args)
+    settings = RankingSettings(**({} if args.cross_encoder_minutes is None else
+                                  {"cross_encoder_minutes": args.cross_encoder_minutes}))  # fmt: skip
     start = time.perf_counter()
-    run_pipeline(root, args.cross_encoder_minutes)
+    result = run_pipeline(root, settings, max_runtime_minutes=args.max_runtime_minutes)
+    if not result.success:
+        message, input_error = failure_summary(result)
+        raise CommandError(EXIT_INPUT if input_error else EXIT_FAILED, f"{message} (run {result.run_id})")
     print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {root.duckdb}")
     return 0
 
@@ -141,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--cross-encoder-minutes", type=float, help="cross-encoder fine-tuning budget (default: the settings')"
         )
+        p.add_argument(
+            "--max-runtime-minutes",
+            type=float,
+            default=float(os.environ.get("SEESTOCKS_MAX_RUNTIME_MINUTES", "300")),
+            help="stop the run after this long, 0: no limit (default: $SEESTOCKS_MAX_RUNTIME_MINUTES or 300)",
+        )
 
     run = sub.add_parser("run", help="materialize all assets for all category pages (in process)")
     run_options(run)
@@ -219,7 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        error, code = str(exc), exc.exit_code
+    except InputError as exc:
+        error, code = str(exc), EXIT_INPUT
+    except WriterBusy as exc:
+        error, code = str(exc), EXIT_BUSY
+    print(f"seestocks-rank: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

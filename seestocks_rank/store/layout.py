@@ -84,6 +84,11 @@ class DataRoot:
         return self.path / "reports"
 
     @property
+    def alerts(self) -> Path:
+        """Run failures recorded for operators."""
+        return self.path / "alerts"
+
+    @property
     def duckdb(self) -> Path:
         """The analysts' DuckDB file."""
         return self.path / "seestocks.duckdb"

@@ -1,5 +1,6 @@
 """The Dagster graph on a small generated catalog in a temp data root."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import polars as pl
 import pytest
 
 from assets.definitions import build_resources, defs
-from assets.partitions import CATEGORY_PAGES
+from assets.partitions import CATEGORY_PAGES, page_ids
 from assets.runner import materialize_all_pages
+from seestocks_rank.inputs.pages import page_id
 from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.tables import TableStore
 from tests.dagster.conftest import FAST_SETTINGS
@@ -44,10 +46,12 @@ def test_partitions_follow_the_category_pages(pipeline_run):
     instance, _, data_dir = pipeline_run
     pages = pl.read_csv(data_dir / "demo" / "category_pages.csv")
     keys = instance.get_dynamic_partitions(CATEGORY_PAGES)
-    assert sorted(keys) == sorted(str(c) for c in pages["category_id"])
+    assert sorted(page_ids(keys)) == sorted(pages["category_id"])
+    assert all(re.fullmatch(r"\d+-[a-z0-9-]+", k) for k in keys), keys  # "4283-tool-bags": findable by name
     store = TableStore(DataRoot.at(data_dir).tables)
-    for asset in PARTITIONED:
-        assert sorted(store.partition_index(asset).get_column("partition").to_list()) == sorted(keys)
+    for asset in PARTITIONED:  # stored by category id, whatever the page's name
+        stored = store.partition_index(asset).get_column("partition").to_list()
+        assert sorted(stored) == sorted(str(c) for c in pages["category_id"])
         assert len(store.partition_files(asset)) == 1  # the whole run's pages in one batch file
 
 
@@ -160,7 +164,8 @@ def test_one_category_can_be_backfilled_alone(pipeline_run):
     other = instance.get_dynamic_partitions(CATEGORY_PAGES)[1]
 
     def entry(page: str) -> dict:
-        return store.partition_index("filtered_rankings").filter(pl.col("partition") == page).row(0, named=True)
+        stored = str(page_id(page))  # the table store keeps a page under its category id
+        return store.partition_index("filtered_rankings").filter(pl.col("partition") == stored).row(0, named=True)
 
     other_before, key_before = entry(other), entry(key)
     job = defs.resolve_implicit_global_asset_job_def()
@@ -171,7 +176,7 @@ def test_one_category_can_be_backfilled_alone(pipeline_run):
     assert result.success
     assert entry(other) == other_before  # the other page still reads from the nightly batch
     assert entry(key)["file"] != key_before["file"]  # the backfilled page points at its new batch
-    assert store.read_partitions("filtered_rankings", [key]).height > 0
+    assert store.read_partitions("filtered_rankings", [str(page_id(key))]).height > 0
 
 
 def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
@@ -191,7 +196,7 @@ def test_a_failed_run_keeps_the_last_good_outputs(pipeline_run, tmp_path: Path):
         assert con.execute("select count(*) from rankings").fetchone()[0] > 0
 
 
-@pytest.mark.parametrize("job_name", ["nightly_rankings", "sync_category_pages"])
+@pytest.mark.parametrize("job_name", ["nightly_rankings", "sharded_embeddings"])
 def test_jobs_resolve(job_name):
     assert defs.resolve_job_def(job_name) is not None
 

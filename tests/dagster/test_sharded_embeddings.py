@@ -17,6 +17,7 @@ from resources import (
     DataRootResource,
     InputsResource,
     ParquetIOManager,
+    RankingSettings,
     StorageResource,
     TextModelResource,
 )
@@ -41,6 +42,7 @@ def _resources(root: str) -> dict[str, object]:
         "storage": StorageResource(data_root=data_root),
         "inputs": InputsResource(data_root=data_root),
         "text_model": TextModelResource(compute=ComputeResource(), kind="hashing"),
+        "settings": RankingSettings(),
     }
 
 
