@@ -33,9 +33,13 @@ validate: setup
 	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+# The webserver and the daemon (schedule, sensors, run queue, automation) on the data root's instance.
+# UI_HOST=0.0.0.0 exposes the UI beyond this machine (it has no login: put it behind one).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 ui: setup
 	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 bench-quality: setup
 	$(BIN)/python -m seestocks_rank.benchmarks.quality

@@ -20,6 +20,8 @@ from seestocks_rank.store.alerts import post_webhook, record_failure
 from seestocks_rank.store.layout import DataRoot
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
+# How often the sensors look (seconds): once a minute by default; tests and impatient operators go lower.
+SENSOR_SECONDS = int(os.environ.get("SEESTOCKS_SENSOR_SECONDS", "60"))
 PID_TAG, HOST_TAG = "seestocks/pid", "seestocks/host"
 
 # Everything but the sharded-embedding demo (its own job), in one run: unpartitioned stages once,
@@ -47,7 +49,7 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
     return all_pages_run_request(context.instance, run_key=context.scheduled_execution_time.isoformat())
 
 
-@dg.sensor(job=nightly_job, minimum_interval_seconds=60, default_status=RUNNING)
+@dg.sensor(job=nightly_job, minimum_interval_seconds=SENSOR_SECONDS, default_status=RUNNING)
 def category_pages_sensor(context: dg.SensorEvaluationContext, inputs: InputsResource):
     """Keep the ``category_pages`` partitions in step with the pages file: add new pages at once and request
     one run that ranks them (and re-publishes), retire removed pages once no run or backfill is in flight."""
@@ -72,7 +74,7 @@ publication_automation = dg.AutomationConditionSensorDefinition(
     "publication_automation",
     target=dg.AssetSelection.assets("analyst_database"),
     default_status=RUNNING,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=SENSOR_SECONDS,
 )
 
 
@@ -90,7 +92,9 @@ def first_line(message: str) -> str:
     return lines[0] if lines else ""
 
 
-@dg.run_failure_sensor(default_status=RUNNING, monitor_all_code_locations=True, minimum_interval_seconds=30)
+@dg.run_failure_sensor(
+    default_status=RUNNING, monitor_all_code_locations=True, minimum_interval_seconds=min(SENSOR_SECONDS, 30)
+)
 def run_failure_alert(context: dg.RunFailureSensorContext):
     """Record every failed run (command-line runs too) in ``<data root>/alerts/run_failures.jsonl`` and post
     it to ``$SEESTOCKS_ALERT_WEBHOOK`` when set."""
@@ -141,7 +145,7 @@ def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
     return released
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=RUNNING)
+@dg.sensor(minimum_interval_seconds=SENSOR_SECONDS, default_status=RUNNING)
 def abandoned_runs_sensor(context: dg.SensorEvaluationContext):
     """Release the runs of killed ``seestocks-rank run`` processes (see :func:`release_abandoned_runs`)."""
     released = release_abandoned_runs(context.instance)

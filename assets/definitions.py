@@ -1,5 +1,6 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline."""
 
+import json
 import os
 
 import dagster as dg
@@ -35,6 +36,7 @@ INPUT_ENV_VARS = {
     "category_pages": "SEESTOCKS_CATEGORY_PAGES",
     "judgments": "SEESTOCKS_JUDGMENTS",
 }
+SETTINGS_ENV = "SEESTOCKS_SETTINGS"  # JSON: RankingSettings fields to override, e.g. {"cross_encoder_minutes": 0}
 TEXT_MODEL_ENV = "SEESTOCKS_TEXT_MODEL"  # a local sentence-transformers folder, or "hashing" (no transformer)
 EXECUTOR_ENV = "SEESTOCKS_EXECUTOR"  # in_process (default: one process per run) or multiprocess
 
@@ -72,7 +74,7 @@ def build_resources(
         "compute": compute,
         "text_model": text_model_resource(compute),
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
-        "settings": settings or RankingSettings(),
+        "settings": settings or RankingSettings(**json.loads(os.environ.get(SETTINGS_ENV) or "{}")),
         "vision": VisionModelResource(),
         "catalog_context": CatalogContextResource(),
     }

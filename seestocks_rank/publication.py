@@ -88,7 +88,7 @@ def analyst_tables(store: TableStore, embeddings_manifest: pl.DataFrame, page_si
         "taxonomy_centroids": store.read("taxonomy_centroids")
         .drop("centroid", "prompt_embedding", "visual_prototype", strict=False)
         .filter(pl.col("category_id").is_in(published.get_column("category_id").implode())),
-        "product_embeddings": embeddings_manifest,
+        "product_embeddings": embeddings_manifest.drop("chunk", "row"),  # where a vector is stored: internal
     }
     if keys:  # nothing ranked yet: no page tables
         tables |= {name: store.read_partitions(name, keys) for name in PAGE_TABLES}

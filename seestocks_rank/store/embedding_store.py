@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from seestocks_rank.store.failpoints import failpoint
 from seestocks_rank.store.tables import write_parquet_atomic
 
 MANIFEST = "manifest.parquet"
@@ -99,6 +100,7 @@ class EmbeddingStore:
 
     def commit(self) -> Path:
         """Make this the store's current manifest (atomically) and delete chunks no manifest uses."""
+        failpoint("embeddings.chunk_written")
         self.root.mkdir(parents=True, exist_ok=True)
         current = self.root / MANIFEST
         if current.exists():

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from seestocks_rank.store.failpoints import failpoint
 from seestocks_rank.store.tables import _check_name, exclusive_lock
 
 
@@ -42,6 +43,9 @@ def publish_duckdb(
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
+            with open(tmp, "rb") as fh:  # on disk before it replaces the live file
+                os.fsync(fh.fileno())
+            failpoint("publication.built")
             os.replace(tmp, db_path)
         except BaseException:
             tmp.unlink(missing_ok=True)

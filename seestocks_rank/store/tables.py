@@ -21,6 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
+from seestocks_rank.store.failpoints import failpoint
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -37,6 +39,7 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> Path:
     os.close(fd)
     try:
         df.write_parquet(tmp, compression="zstd", statistics=True)
+        failpoint("table.written", path.stem)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -103,6 +106,7 @@ class TableStore:
         folder = self.partitions_dir(name)
         batch = f"batch-{time.time_ns():x}-{uuid.uuid4().hex[:6]}.parquet"
         write_parquet_atomic(df.sort(key_column, maintain_order=True), folder / batch)
+        failpoint("partitions.written", name)
         counts = df.group_by(keys.alias("partition")).len()
         rows = dict.fromkeys(wanted, 0) | {k: int(v) for k, v in counts.iter_rows()}
         written = pl.DataFrame(
