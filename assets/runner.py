@@ -30,6 +30,8 @@ from assets.definitions import build_resources, defs
 from assets.partitions import plan_partition_sync, runs_in_flight
 from resources import InputsResource, RankingSettings
 from resources.data_root import LAUNCHED_BY_TAG
+from seestocks_rank.inputs.catalog import check_catalog_file
+from seestocks_rank.inputs.judgments import load_judgments
 from seestocks_rank.inputs.pages import load_category_pages
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.store.layout import DataRoot
@@ -41,6 +43,15 @@ PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 class RunTimedOut(RuntimeError):
     """The run went past its maximum run time."""
+
+
+def check_inputs(inputs: InputsResource) -> None:
+    """Read what a run will need before starting one, so an unusable input file stops the command with one
+    line naming the file and the column or row (``InputError``) instead of a failed step."""
+    taxonomy = Taxonomy.load(inputs.taxonomy_path)
+    load_category_pages(inputs.category_pages_path, taxonomy)
+    load_judgments(inputs.judgments_path)
+    check_catalog_file(inputs.catalog_path)
 
 
 def sync_page_partitions(instance: dg.DagsterInstance, inputs: InputsResource) -> None:
@@ -118,6 +129,8 @@ def run_pipeline(
     run_id = make_new_run_id()
     lock = DataRootLock(root.path)
     with dg.DagsterInstance.get() as instance, lock.held(Holder(run_id=run_id, launched_by="cli")):
+        resources = build_resources(str(root.path), settings)
+        check_inputs(resources["inputs"])
         release_abandoned_runs(instance)
         executing = [r for r in runs_in_flight(instance) if r.status in EXECUTING]
         if executing:
@@ -131,7 +144,7 @@ def run_pipeline(
         with time_limit(max_runtime_minutes):
             return materialize_all_pages(
                 instance,
-                build_resources(str(root.path), settings),
+                resources,
                 raise_on_error=False,
                 log_level=log_level,
                 run_id=run_id,
@@ -150,7 +163,7 @@ def failure_summary(result: dg.ExecuteInProcessResult) -> tuple[str, bool]:
             continue
         chain = error_chain(event.step_failure_data.error)
         for error in chain:
-            if error.cls_name in INPUT_ERRORS:
-                return first_line(error.message), True
+            if error.cls_name in INPUT_ERRORS:  # "module.Class: message" -> message
+                return first_line(error.message).split(f"{error.cls_name}: ", 1)[-1], True
         return f"step {event.step_key} failed: {first_line(chain[-1].message) if chain else 'no message'}", False
     return f"run {result.run_id} failed", False

@@ -24,6 +24,7 @@ import dagster as dg
 
 from assets.automation import all_pages_run_request
 from assets.definitions import all_assets, build_resources, defs
+from assets.runner import sync_page_partitions
 from resources import ComputeResource, RankingSettings, TextModelResource
 from seestocks_rank.benchmarks.scale import peak_rss_gb
 from seestocks_rank.store.layout import DataRoot
@@ -96,9 +97,7 @@ def main() -> int:
         trained = dg.materialize(all_assets, selection=selection, instance=instance, resources=resources)
         return 0 if trained.success else 1
     start = time.perf_counter()
-    sync = defs.resolve_job_def("sync_category_pages").execute_in_process(
-        instance=instance, resources=resources, run_config=QUIET
-    )
+    sync_page_partitions(instance, resources["inputs"])  # what the category_pages_sensor does
     launch = time.perf_counter()
     # what the nightly schedule launches: one run over the whole page range (its planned events included)
     result = defs.resolve_job_def("nightly_rankings").execute_in_process(
@@ -107,7 +106,7 @@ def main() -> int:
     finish = time.perf_counter()
     run_id = result.run_id
     report = {
-        "success": sync.success and result.success,
+        "success": result.success,
         "encoders": "MiniLM bi-encoder + int8 cross-encoder" if args.encoders else "hashing, no cross-encoder",
         "sync_pages_s": launch - start,
         "nightly_run_s": finish - launch,

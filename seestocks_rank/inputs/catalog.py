@@ -59,6 +59,9 @@ MAX_TITLE_CHARS = 400
 MIN_TITLE_CHARS = 3
 
 
+MAX_PRICE = 1e9  # in any currency: a larger price is a feed error, not an offer
+
+
 PRODUCT_SCHEMA: dict[str, pl.DataType] = {
     "offer_id": pl.String(),
     "product_id": pl.String(),
@@ -80,6 +83,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "absurd_title_length",
     "non_numeric_price",
     "non_positive_price",
+    "implausible_price",
     "missing_retailer",
     "missing_currency",
     "unknown_category",
@@ -101,6 +105,10 @@ _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
 _UTC = pl.Datetime("us", "UTC")
+
+
+# Currency signs, codes and spaces a price may be written with (removed before parsing the number).
+_CURRENCY = r"(?i)[\s\u00a0€$£¥₹]|\b(EUR|USD|GBP|INR|JPY)\b"
 
 
 class CatalogSchemaError(InputError):
@@ -170,7 +178,7 @@ def _check_schema(schema: pl.Schema) -> None:
         if not accepts(schema[column]):
             problems.append(f"column {column!r} has dtype {schema[column]}; expected {expected}")
     if problems:
-        raise CatalogSchemaError("catalog schema error: " + "; ".join(problems))
+        raise CatalogSchemaError("; ".join(problems))
 
 
 # ---------------------------------------------------------------------------- normalisation
@@ -190,9 +198,21 @@ def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _parse_price(column: str, dtype: pl.DataType) -> pl.Expr:
-    if _is_text(dtype):
-        return _blank_to_null(pl.col(column).cast(pl.String)).cast(pl.Float64, strict=False)
-    return pl.col(column).cast(pl.Float64, strict=False)
+    """A float; text prices may carry a currency sign or code and use either decimal mark: ``12,50 €``,
+    ``1.234,56``, ``$1,234.56``, ``EUR 9.99``. Anything else becomes null (quarantined as non-numeric)."""
+    if not _is_text(dtype):
+        return pl.col(column).cast(pl.Float64, strict=False)
+    text = _blank_to_null(pl.col(column).cast(pl.String)).str.replace_all(_CURRENCY, "")
+    normalised = (
+        pl.when(text.str.contains(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$"))  # 1.234,56: dots group thousands
+        .then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
+        .when(text.str.contains(r"^[-+]?\d+,\d{1,2}$"))  # 12,5 / 12,50: a decimal comma
+        .then(text.str.replace(",", ".", literal=True))
+        .when(text.str.contains(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"))  # 1,234.56: commas group thousands
+        .then(text.str.replace_all(",", "", literal=True))
+        .otherwise(text)
+    )
+    return normalised.cast(pl.Float64, strict=False)
 
 
 def _parse_category(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -312,8 +332,9 @@ def validate_catalog(
         "missing_product_id": pl.col("product_id").is_null(),
         "missing_title": pl.col("title").is_null(),
         "absurd_title_length": (title_len < min_title_chars) | (title_len > max_title_chars),
-        "non_numeric_price": price.is_null(),
-        "non_positive_price": ~price.is_finite() | (price <= 0),
+        "non_numeric_price": price.is_null() | ~price.is_finite(),
+        "non_positive_price": price.is_finite() & (price <= 0),
+        "implausible_price": price.is_finite() & (price > MAX_PRICE),
         "missing_retailer": pl.col("retailer").is_null(),
         "missing_currency": pl.col("currency").is_null(),
         "unknown_category": ~pl.col("category_id").is_in(known).fill_null(False),
@@ -356,6 +377,25 @@ def validate_catalog(
     return CatalogLoad(products=products, quarantine=quarantine)
 
 
+def check_catalog_file(path: str | Path) -> None:
+    """Raise :class:`~seestocks_rank.inputs.errors.InputError` when the catalog file is missing, unreadable
+    or breaks the column contract, reading only its header (a pre-flight check before a run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".csv":
+            schema = pl.read_csv(path, n_rows=0, infer_schema=False).schema
+        else:
+            schema = pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: not a readable catalog ({str(exc).strip().splitlines()[0]})") from exc
+    try:
+        _check_schema(pl.Schema(schema))
+    except CatalogSchemaError as exc:
+        raise CatalogSchemaError(f"{path}: {exc}") from exc
+
+
 def load_catalog(
     path: str | Path,
     known_category_ids: np.ndarray | set[int] | Iterable[int],
@@ -367,8 +407,13 @@ def load_catalog(
 ) -> CatalogLoad:
     """Read a catalog file and validate it; relative image paths resolve against its folder."""
     path = Path(path)
+    raw = read_table(path)
+    try:
+        _check_schema(raw.schema)
+    except CatalogSchemaError as exc:
+        raise CatalogSchemaError(f"{path}: {exc}") from exc
     return validate_catalog(
-        read_table(path),
+        raw,
         known_category_ids,
         image_root=image_root if image_root is not None else path.resolve().parent,
         check_images=check_images,

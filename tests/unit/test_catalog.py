@@ -125,14 +125,28 @@ def test_title_length_limits_are_parameters() -> None:
     check_single_reason(good_row(1, title="Product number one"), "absurd_title_length", max_title_chars=17)
 
 
-@pytest.mark.parametrize("value", [None, "", "abc", "12,50", "$3"])
+@pytest.mark.parametrize("value", [None, "", "abc", "12.5.3", "1,2,3", "inf", "nan", "-inf"])
 def test_non_numeric_price(value: str | None) -> None:
     check_single_reason(good_row(1, price=value), "non_numeric_price")
 
 
-@pytest.mark.parametrize("value", ["0", "-1.5", "inf", "nan"])
+@pytest.mark.parametrize("value", ["0", "-1.5", "-0,50 €"])
 def test_non_positive_price(value: str) -> None:
     check_single_reason(good_row(1, price=value), "non_positive_price")
+
+
+def test_implausible_price() -> None:
+    check_single_reason(good_row(1, price="2e9"), "implausible_price")
+
+
+@pytest.mark.parametrize(
+    ("text", "price"),
+    [("12,50", 12.5), ("12,5 €", 12.5), ("1.234,56", 1234.56), ("$3", 3.0), ("$1,234.56", 1234.56),
+     ("EUR 9.99", 9.99), ("1 234,50", 1234.5), ("\u00a04,95\u00a0", 4.95)],
+)  # fmt: skip
+def test_prices_written_with_a_currency_or_a_decimal_comma_are_read(text: str, price: float) -> None:
+    result = validate_catalog(frame([good_row(0, price=text)]), KNOWN, check_images=False)
+    assert result.products["price"].to_list() == [pytest.approx(price)]
 
 
 def test_missing_retailer() -> None:
@@ -331,7 +345,7 @@ def test_parquet_round_trip_with_native_dtypes(tmp_path: Path) -> None:
     ]
     assert result.quarantine.select("source_row", "reason", "product_id", "category_id").rows() == [
         (1, "unknown_category", "11", "2.5"),
-        (2, "non_positive_price", "12", "1"),
+        (2, "non_numeric_price", "12", "1"),
         (3, "bad_last_seen", "13", "3237"),
     ]
     assert result.products["description"].to_list() == ["d"]
