@@ -27,12 +27,13 @@ from assets.automation import (
     release_abandoned_runs,
 )
 from assets.definitions import build_resources, defs
-from assets.partitions import plan_partition_sync, runs_in_flight
+from assets.partitions import CATEGORY_PAGES, plan_partition_sync, range_tags, runs_in_flight
 from resources import InputsResource, RankingSettings
 from resources.data_root import LAUNCHED_BY_TAG
 from seestocks_rank.inputs.catalog import check_catalog_file
+from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.judgments import load_judgments
-from seestocks_rank.inputs.pages import load_category_pages
+from seestocks_rank.inputs.pages import load_category_pages, page_id, page_slug
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.writer_lock import DataRootLock, Holder, WriterBusy
@@ -119,12 +120,13 @@ def run_pipeline(
     root: DataRoot,
     settings: RankingSettings | None = None,
     *,
+    pages: list[str] | None = None,
     max_runtime_minutes: float = 0.0,
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
-    """One command-line run over every page, on the persistent instance (so the UI shows it), as one of
-    the data root's writers (see the module docstring). Raises :class:`WriterBusy` when another run
-    writes the data root."""
+    """One command-line run over every page (or, with ``pages``, a backfill of those pages and the
+    publication), on the persistent instance (so the UI shows it), as one of the data root's writers (see
+    the module docstring). Raises :class:`WriterBusy` when another run writes the data root."""
     ensure_dagster_home(root)
     run_id = make_new_run_id()
     lock = DataRootLock(root.path)
@@ -142,6 +144,8 @@ def run_pipeline(
             )
         tags = {LAUNCHED_BY_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
         with time_limit(max_runtime_minutes):
+            if pages:
+                return rank_selected_pages(instance, resources, pages, log_level=log_level, tags=tags)
             return materialize_all_pages(
                 instance,
                 resources,
@@ -167,3 +171,62 @@ def failure_summary(result: dg.ExecuteInProcessResult) -> tuple[str, bool]:
                 return first_line(error.message).split(f"{error.cls_name}: ", 1)[-1], True
         return f"step {event.step_key} failed: {first_line(chain[-1].message) if chain else 'no message'}", False
     return f"run {result.run_id} failed", False
+
+
+PAGE_ASSETS = [
+    dg.AssetKey(a) for a in ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
+]
+
+
+def page_keys_for(instance: dg.DagsterInstance, wanted: list[str]) -> list[str]:
+    """The partition keys of the pages named in ``wanted``: a key (``4283-tool-bags``), a category id
+    (``4283``) or a page name (``Tool Bags``, any case). Raises :class:`InputError` naming an unknown one."""
+    keys = instance.get_dynamic_partitions(CATEGORY_PAGES)
+    by_id = {str(page_id(k)): k for k in keys}
+    by_slug = {k.split("-", 1)[1]: k for k in keys if "-" in k}
+    found = []
+    for name in wanted:
+        key = name if name in keys else by_id.get(name.strip()) or by_slug.get(page_slug(name))
+        if key is None:
+            raise InputError(f"no active page {name!r}: give a page key, a category id or a page name")
+        found.append(key)
+    return [k for k in keys if k in set(found)]  # in partition order
+
+
+def contiguous_ranges(keys: list[str], order: list[str]) -> list[list[str]]:
+    """``keys`` cut into runs of neighbours in the partition ``order`` (one single-run backfill each)."""
+    position = {k: i for i, k in enumerate(order)}
+    ranges: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        if ranges and position[key] == position[ranges[-1][-1]] + 1:
+            ranges[-1].append(key)
+        else:
+            ranges.append([key])
+    return ranges
+
+
+def rank_selected_pages(
+    instance: dg.DagsterInstance,
+    resources: dict[str, object],
+    pages: list[str],
+    *,
+    log_level: str = "INFO",
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """What a UI backfill of the per-page assets for ``pages`` does, then the publication: one run per
+    contiguous stretch of pages, then one run of ``analyst_database``. Returns the first failed run's
+    result, else the publication's."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    order = instance.get_dynamic_partitions(CATEGORY_PAGES)
+    for stretch in contiguous_ranges(page_keys_for(instance, pages), order):
+        result = job.get_subset(asset_selection=set(PAGE_ASSETS)).execute_in_process(
+            instance=instance, resources=resources, tags={**range_tags(stretch), **(tags or {})},
+            raise_on_error=False, run_config=config,
+        )  # fmt: skip
+        if not result.success:
+            return result
+    publication = job.get_subset(asset_selection={dg.AssetKey("analyst_database")})
+    return publication.execute_in_process(
+        instance=instance, resources=resources, tags=tags, raise_on_error=False, run_config=config
+    )

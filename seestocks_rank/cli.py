@@ -51,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RankingSettings(**({} if args.cross_encoder_minutes is None else
                                   {"cross_encoder_minutes": args.cross_encoder_minutes}))  # fmt: skip
     start = time.perf_counter()
-    result = run_pipeline(root, settings, max_runtime_minutes=args.max_runtime_minutes)
+    pages = getattr(args, "rank_pages", None)
+    result = run_pipeline(root, settings, pages=pages, max_runtime_minutes=args.max_runtime_minutes)
     if not result.success:
         message, input_error = failure_summary(result)
         raise CommandError(EXIT_INPUT if input_error else EXIT_FAILED, f"{message} (run {result.run_id})")
@@ -170,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize all assets for all category pages (in process)")
     run_options(run)
+    run.add_argument(
+        "--page",
+        dest="rank_pages",
+        action="append",
+        help="re-rank only this page (a name such as 'Tool Bags', a category id or a partition key; repeatable) "
+        "and re-publish: a backfill of selected pages",
+    )
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="naive (tagged, cheapest first) versus reranked pages")
     report_options(rep)
