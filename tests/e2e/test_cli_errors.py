@@ -59,3 +59,10 @@ def _pages(tmp: Path, text: str) -> Path:
     path = tmp / "table.csv"
     path.write_text(text)
     return path
+
+
+def test_a_run_past_its_maximum_run_time_stops_itself_and_says_so(demo: Path, tmp_path: Path):
+    done = run_cli(pipeline_env(demo, tmp_path / "home"), "run", "--max-runtime-minutes", "0.02")
+    assert done.returncode == 1
+    assert "maximum run time of 0.02 minutes" in done.stderr.strip().splitlines()[-1]
+    assert not (demo / "seestocks.duckdb").exists()
