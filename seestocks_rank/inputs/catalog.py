@@ -8,9 +8,7 @@ keeps every bad row's original values as text together with the reason(s) it was
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,16 @@ import polars as pl
 
 from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.files import read_table
-from seestocks_rank.models.images import image_problem
+from seestocks_rank.inputs.values import (
+    as_text,
+    blank_to_null,
+    image_problems,
+    is_text,
+    parse_category,
+    parse_last_seen,
+    parse_price,
+    resolve_image,
+)
 
 __all__ = [
     "MAX_TITLE_CHARS",
@@ -97,20 +104,6 @@ QUARANTINE_REASONS: tuple[str, ...] = (
 REASON_SEPARATOR = "; "
 
 
-# ISO 8601 variants tried in order, after normalising "T" -> " " and a trailing "Z" -> "+00:00".
-_AWARE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
-
-
-_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-
-
-_UTC = pl.Datetime("us", "UTC")
-
-
-# Currency signs, codes and spaces a price may be written with (removed before parsing the number).
-_CURRENCY = r"(?i)[\s\u00a0€$£¥₹]|\b(EUR|USD|GBP|INR|JPY)\b"
-
-
 class CatalogSchemaError(InputError):
     """The catalog violates the column contract; the message names each offending column."""
 
@@ -140,21 +133,16 @@ class CatalogLoad:
         return counts
 
 
-# ---------------------------------------------------------------------------- schema
-def _is_text(dtype: pl.DataType) -> bool:
-    return dtype == pl.String or dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum)
-
-
 def _is_numeric_or_text(dtype: pl.DataType) -> bool:
-    return dtype.is_numeric() or _is_text(dtype)
+    return dtype.is_numeric() or is_text(dtype)
 
 
 def _is_temporal_or_text(dtype: pl.DataType) -> bool:
-    return dtype == pl.Date or isinstance(dtype, pl.Datetime) or _is_text(dtype)
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime) or is_text(dtype)
 
 
 def _is_integer_or_text(dtype: pl.DataType) -> bool:
-    return dtype.is_integer() or _is_text(dtype)
+    return dtype.is_integer() or is_text(dtype)
 
 
 _DTYPE_RULES: dict[str, tuple[Callable[[pl.DataType], bool], str]] = {
@@ -165,7 +153,7 @@ _DTYPE_RULES: dict[str, tuple[Callable[[pl.DataType], bool], str]] = {
 }
 
 
-_TEXT_RULE = (_is_text, "a string column")
+_TEXT_RULE = (is_text, "a string column")
 
 
 def _check_schema(schema: pl.Schema) -> None:
@@ -179,99 +167,6 @@ def _check_schema(schema: pl.Schema) -> None:
             problems.append(f"column {column!r} has dtype {schema[column]}; expected {expected}")
     if problems:
         raise CatalogSchemaError("; ".join(problems))
-
-
-# ---------------------------------------------------------------------------- normalisation
-def _blank_to_null(expr: pl.Expr) -> pl.Expr:
-    """Strip surrounding whitespace; empty strings become null."""
-    stripped = expr.str.strip_chars()
-    return pl.when(stripped.str.len_chars() > 0).then(stripped)
-
-
-def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
-    """Original value as text; integral floats are rendered without a trailing ``.0``."""
-    col = pl.col(column)
-    if dtype.is_float():
-        integral = col.is_finite() & (col == col.round())
-        return pl.when(integral).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(col.cast(pl.String))
-    return col.cast(pl.String)
-
-
-def _parse_price(column: str, dtype: pl.DataType) -> pl.Expr:
-    """A float; text prices may carry a currency sign or code and use either decimal mark: ``12,50 €``,
-    ``1.234,56``, ``$1,234.56``, ``EUR 9.99``. Anything else becomes null (quarantined as non-numeric)."""
-    if not _is_text(dtype):
-        return pl.col(column).cast(pl.Float64, strict=False)
-    text = _blank_to_null(pl.col(column).cast(pl.String)).str.replace_all(_CURRENCY, "")
-    normalised = (
-        pl.when(text.str.contains(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$"))  # 1.234,56: dots group thousands
-        .then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-        .when(text.str.contains(r"^[-+]?\d+,\d{1,2}$"))  # 12,5 / 12,50: a decimal comma
-        .then(text.str.replace(",", ".", literal=True))
-        .when(text.str.contains(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$"))  # 1,234.56: commas group thousands
-        .then(text.str.replace_all(",", "", literal=True))
-        .otherwise(text)
-    )
-    return normalised.cast(pl.Float64, strict=False)
-
-
-def _parse_category(column: str, dtype: pl.DataType) -> pl.Expr:
-    """Integer category id, or null when missing or not integral."""
-    col = pl.col(column)
-    if dtype.is_integer():
-        return col.cast(pl.Int64, strict=False)
-    as_float = col.cast(pl.Float64, strict=False)
-    if _is_text(dtype):
-        text = _blank_to_null(col.cast(pl.String))
-        as_float = text.cast(pl.Float64, strict=False)
-        exact = text.cast(pl.Int64, strict=False)
-    else:
-        exact = pl.lit(None, dtype=pl.Int64)
-    integral = as_float.is_finite() & (as_float == as_float.round()) & (as_float.abs() < 2.0**53)
-    return pl.coalesce(exact, pl.when(integral).then(as_float.cast(pl.Int64, strict=False)))
-
-
-def _parse_last_seen(column: str, dtype: pl.DataType) -> pl.Expr:
-    """UTC timestamp; naive values are taken as UTC, unparseable values become null."""
-    col = pl.col(column)
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            return col.dt.replace_time_zone("UTC").cast(_UTC)
-        return col.dt.convert_time_zone("UTC").cast(_UTC)
-    if dtype == pl.Date:
-        return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    text = (
-        _blank_to_null(col.cast(pl.String))
-        .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
-        .str.replace(r"[Zz]$", "+00:00")
-    )
-    aware = [text.str.to_datetime(f, strict=False, time_unit="us").cast(_UTC) for f in _AWARE_FORMATS]
-    naive = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC") for f in _NAIVE_FORMATS]
-    return pl.coalesce(*aware, *naive)
-
-
-def _resolve_image(column: str, image_root: Path) -> pl.Expr:
-    """Absolute image path: relative paths are joined onto ``image_root``."""
-    path = _blank_to_null(pl.col(column).cast(pl.String))
-    root = str(image_root).rstrip("/") + "/"
-    return pl.when(path.str.starts_with("/")).then(path).otherwise(pl.lit(root) + path)
-
-
-def _image_problems(paths: Iterable[str], root: Path, *, verify: bool) -> dict[str, str]:
-    """The paths among ``paths`` that cannot be used as images, with the quarantine reason: outside the
-    catalog's image folder (never opened, checked always), or with ``verify`` missing, not a regular
-    file, too large or not decodable (checked concurrently; I/O bound)."""
-    unique = sorted(set(paths))
-    if not unique:
-        return {}
-    if not verify:
-        real_root = os.path.realpath(root)
-        problems = [None if Path(os.path.realpath(p)).is_relative_to(real_root) else "outside_folder" for p in unique]
-    else:
-        with ThreadPoolExecutor(max_workers=min(16, len(unique))) as pool:
-            problems = list(pool.map(lambda p: image_problem(p, within=root), unique))
-    reason = {"outside_folder": "image_outside_catalog_folder"}
-    return {p: reason.get(why, "unreadable_image") for p, why in zip(unique, problems, strict=True) if why}
 
 
 def validate_catalog(
@@ -306,24 +201,24 @@ def validate_catalog(
     root = Path(image_root) if image_root is not None else Path.cwd()
     root = root.resolve()
 
-    orig = {c: _as_text(c, schema[c]) for c in CONTRACT_COLUMNS}
-    title = _blank_to_null(orig["title"].str.replace_all(r"\s+", " "))
+    orig = {c: as_text(c, schema[c]) for c in CONTRACT_COLUMNS}
+    title = blank_to_null(orig["title"].str.replace_all(r"\s+", " "))
     frame = frame.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
         *(expr.alias(f"__orig_{c}") for c, expr in orig.items()),
-        _blank_to_null(orig["product_id"]).alias("product_id"),
+        blank_to_null(orig["product_id"]).alias("product_id"),
         title.alias("title"),
-        _blank_to_null(orig["retailer"]).alias("retailer"),
-        _parse_price("price", schema["price"]).alias("price"),
-        _blank_to_null(orig["currency"]).str.to_uppercase().alias("currency"),
-        _parse_category("category_id", schema["category_id"]).alias("category_id"),
-        _resolve_image("image_path", root).alias("image_path"),
-        _parse_last_seen("last_seen", schema["last_seen"]).alias("last_seen"),
-        _blank_to_null(orig["description"]).alias("description"),
-        _blank_to_null(orig["brand"]).alias("brand"),
+        blank_to_null(orig["retailer"]).alias("retailer"),
+        parse_price("price", schema["price"]).alias("price"),
+        blank_to_null(orig["currency"]).str.to_uppercase().alias("currency"),
+        parse_category("category_id", schema["category_id"]).alias("category_id"),
+        resolve_image("image_path", root).alias("image_path"),
+        parse_last_seen("last_seen", schema["last_seen"]).alias("last_seen"),
+        blank_to_null(orig["description"]).alias("description"),
+        blank_to_null(orig["brand"]).alias("brand"),
     )
 
-    problems = _image_problems(frame["image_path"].drop_nulls().to_list(), root, verify=check_images)
+    problems = image_problems(frame["image_path"].drop_nulls().to_list(), root, verify=check_images)
     image_reason = pl.col("image_path").replace_strict(problems, default=None, return_dtype=pl.String)
 
     title_len = pl.col("title").str.len_chars()

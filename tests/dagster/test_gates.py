@@ -20,10 +20,11 @@ STEPS_NOT_RUN = {"analyst_database"}
 
 
 def _copy(pipeline_run, tmp_path: Path) -> tuple[dg.DagsterInstance, Path, str]:
-    instance, _, data_dir = pipeline_run
+    """A copy of the ranked data root and an instance of its own (the session's instance stays as it was)."""
+    _, _, data_dir = pipeline_run
     root = tmp_path / "data"
     shutil.copytree(data_dir, root)
-    return instance, root, hashlib.sha256((root / "seestocks.duckdb").read_bytes()).hexdigest()
+    return dg.DagsterInstance.ephemeral(), root, hashlib.sha256((root / "seestocks.duckdb").read_bytes()).hexdigest()
 
 
 def _published(root: Path) -> str:
