@@ -8,16 +8,21 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint ui validate clean bench-quality bench-scale
+.PHONY: setup lock demo test test-fast lint ui validate clean bench-quality bench-scale
 
 setup: $(VENV)/.installed
 
 # torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU).
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the versions the tests passed with (reproducible installs);
+# regenerate it with `make lock` after changing a dependency.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+lock: setup
+	$(BIN)/pip freeze --exclude-editable | grep -v '^pip==' > constraints.txt
 
 demo: setup
 	$(BIN)/seestocks-rank demo
