@@ -12,7 +12,7 @@ from resources import CatalogContextResource, CrossEncoderResource, RankingSetti
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.reranking.categorize import predict_categories
 from seestocks_rank.reranking.features import candidate_features
-from seestocks_rank.reranking.fusion import FusionModel
+from seestocks_rank.reranking.fusion import FusionModel, score_candidates
 from seestocks_rank.reranking.out_of_category import OutOfCategoryFilter
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.store.embedding_store import EmbeddingStore
@@ -116,11 +116,11 @@ def cross_encoder_features(
     check_specs=[dg.AssetCheckSpec("scores_finite", asset="fused_scores", blocking=True)],
 )
 def fused_scores(context: dg.AssetExecutionContext, cross_encoder_features: pl.DataFrame, fusion_model: pl.DataFrame):
-    """The fusion model's score and calibrated confidence for every candidate."""
+    """The fusion model's score, calibrated confidence and each signal's contribution for every candidate."""
     model = FusionModel.load(Path(fusion_model.get_column("path")[0]))
     timings: dict[str, float] = {}
     with timed(timings, "predict_s"):
-        scored = model.predict(cross_encoder_features)
+        scored = score_candidates(model, cross_encoder_features)
     bad = int((~np.isfinite(scored.get_column("score").to_numpy())).sum()) if scored.height else 0
     yield dg.Output(
         scored,

@@ -32,7 +32,9 @@ def filtered_rankings(
     timings: dict[str, float] = {}
     scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy)
     with timed(timings, "rules_s"):
-        ranked = rank_pages(fused_scores, scoring, settings.rule_config())
+        ranked = rank_pages(fused_scores, scoring, settings.rule_config()).with_columns(
+            pl.lit(context.run_id).alias("run_id")  # the run that ranked these pages (analysts' lineage)
+        )
     shown = ranked.filter(pl.col("status") == SHOWN)
     status_counts = {k: v for k, v in ranked.group_by("status").len().sort("status").iter_rows()}
     yield dg.Output(

@@ -26,6 +26,8 @@ class RankingSettings(dg.ConfigurableResource):
     min_catalog_ratio: float = 0.5  # products / the last accepted catalog's: a truncated feed
     max_catalog_ratio: float = 2.0  # ... and a duplicated one
     min_products_per_page: int = 5  # fewer tagged products: the page is listed by a (warning) check
+    # publication
+    history_days: float = 30.0  # ranking_history and page_health keep this many days of publications
     # business rules (RuleConfig)
     page_size: int = _RULES.page_size
     min_confidence: float = _RULES.min_confidence

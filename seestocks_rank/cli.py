@@ -1,12 +1,17 @@
-"""``seestocks-rank``: the operations that are not Dagster's own (demo data, one-shot runs, reports)."""
+"""``seestocks-rank``: the embedded demo, command-line runs and backfills, reports, relevance training and
+evaluation, and the benchmarks. Global options (``--data-dir``, ``--log-level``) go before or after the
+command. Exit codes: 0 done, 1 a run failed, 2 an input file is unusable, 3 another run writes the data root.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from seestocks_rank.inputs.errors import InputError
@@ -14,9 +19,8 @@ from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.writer_lock import WriterBusy
 
 DEFAULT_PAGES_TO_SHOW = ("Peppers", "Tool Bags")
-
-
 EXIT_FAILED, EXIT_INPUT, EXIT_BUSY = 1, 2, 3  # a run failed; an input file is unusable; another run writes
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class CommandError(Exception):
@@ -31,15 +35,20 @@ def _root(args: argparse.Namespace) -> DataRoot:
     return DataRoot.at(args.data_dir)
 
 
+def _emit(args: argparse.Namespace, text: str, data: dict) -> None:
+    """The command's result: ``data`` as one JSON object with ``--json``, else ``text``."""
+    print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from seestocks_rank.synthetic.demo import generate_demo
 
-    out = _root(args).demo
     start = time.perf_counter()
     paths = generate_demo(
-        out, n_products=args.products, n_retailers=args.retailers, seed=args.seed, images=getattr(args, "images", False)
+        _root(args).demo, n_products=args.products, n_retailers=args.retailers, seed=args.seed, images=args.images
     )
-    print(f"demo written to {paths.root} in {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    print(f"demo written to {paths.root} in {seconds:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -48,25 +57,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     from resources import RankingSettings
 
     root = _root(args)
-    settings = RankingSettings(**({} if args.cross_encoder_minutes is None else
-                                  {"cross_encoder_minutes": args.cross_encoder_minutes}))  # fmt: skip
+    overrides = {} if args.cross_encoder_minutes is None else {"cross_encoder_minutes": args.cross_encoder_minutes}
     start = time.perf_counter()
-    pages = getattr(args, "rank_pages", None)
-    result = run_pipeline(root, settings, pages=pages, max_runtime_minutes=args.max_runtime_minutes)
+    result = run_pipeline(
+        root,
+        RankingSettings(**overrides),
+        pages=getattr(args, "rank_pages", None),
+        max_runtime_minutes=args.max_runtime_minutes,
+        log_level=args.log_level,
+    )
     if not result.success:
         message, input_error = failure_summary(result)
         raise CommandError(EXIT_INPUT if input_error else EXIT_FAILED, f"{message} (run {result.run_id})")
-    print(f"pipeline finished in {time.perf_counter() - start:.1f} s; DuckDB: {root.duckdb}")
+    seconds = time.perf_counter() - start
+    data = {"run_id": result.run_id, "seconds": round(seconds, 1), "duckdb": str(root.duckdb)}
+    if args.command == "demo":  # the report follows: the run's line goes to the log stream
+        print(f"pipeline finished in {seconds:.1f} s; DuckDB: {root.duckdb}", file=sys.stderr)
+    else:
+        _emit(args, f"pipeline finished in {seconds:.1f} s; DuckDB: {root.duckdb}", data)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from seestocks_rank.evaluation.report import comparison_report
 
-    report = comparison_report(_root(args), pages=args.page or list(DEFAULT_PAGES_TO_SHOW), k=args.k)
-    print(report.text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.metrics, indent=2))
+    root = _root(args)
+    report = comparison_report(root, pages=args.page or list(DEFAULT_PAGES_TO_SHOW), k=args.k)
+    if args.html is not None:
+        from seestocks_rank.evaluation.page_report import write_page_reports
+
+        folder = Path(args.html) if args.html else root.reports / "pages"
+        written = write_page_reports(root.duckdb, folder, pages=args.page)
+        print(f"{len(written) - 1} page report(s) and the index in {folder}", file=sys.stderr)
+    _emit(args, report.text, report.metrics)
     return 0
 
 
@@ -86,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model_dir = Path(args.model) if args.model else _root(args).relevance_models
     models = RelevanceModels.load(model_dir, device=args.device) if model_dir.exists() else None
     if models is None:
-        print(f"note: no relevance models in {model_dir}; comparing the untrained rankers only", file=sys.stderr)
+        logging.getLogger(__name__).warning("no relevance models in %s: comparing the untrained rankers", model_dir)
     result = evaluate(
         judgments,
         SentenceTransformerEncoder(device=args.device),
@@ -119,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         refit_cross_encoder=args.refit_cross_encoder,
-        log=lambda m: print(m, file=sys.stderr),
+        log=logging.getLogger("seestocks_rank.train").info,
     )
     print(json.dumps({"out": str(out), **summary}, indent=2, default=float))
     return 0
@@ -131,128 +154,137 @@ def cmd_adapt_homedepot(args: argparse.Namespace) -> int:
     judgments = homedepot_judgments(args.source)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    written = {}
     for split in ("train", "test"):
         part = judgments.filter(judgments.get_column("split") == split).drop("split")
         part.write_csv(out / f"homedepot_{split}.csv")
-        print(f"{out / f'homedepot_{split}.csv'}: {part.height} judgments, {part['query_id'].n_unique()} queries")
+        written[str(out / f"homedepot_{split}.csv")] = {
+            "judgments": part.height,
+            "queries": part["query_id"].n_unique(),
+        }
+    lines = [f"{path}: {n['judgments']} judgments, {n['queries']} queries" for path, n in written.items()]
+    _emit(args, "\n".join(lines), written)
     return 0
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in its help, unless there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    try:
+        return version("seestocks-rank")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seestocks-rank", description=__doc__)
-    parser.add_argument("--data-dir", help="data root (default: $SEESTOCKS_DATA_DIR or ./data)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # The global options are accepted before the command and after it: every subcommand takes them too,
+    # defaulting to "not given" so that a value given before the command is kept.
+    def global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+        keep = {} if top else {"default": argparse.SUPPRESS}
+        p.add_argument("--data-dir", help="the data root (absent: $SEESTOCKS_DATA_DIR, else ./data)",
+                       **({"default": None} if top else keep))  # fmt: skip
+        p.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, help="log detail",
+                       **({"default": "INFO"} if top else keep))  # fmt: skip
+        p.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="DEBUG",
+                       help="same as --log-level DEBUG", **keep)  # fmt: skip
+
+    formatter = _HelpWithDefaults
+    parser = argparse.ArgumentParser(prog="seestocks-rank", description=__doc__, formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, func: object, *, json_output: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=formatter)
+        global_options(p, top=False)
+        if json_output:
+            p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+        p.set_defaults(func=func)
+        return p
 
     def demo_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--products", type=int, default=20_000)
-        p.add_argument("--retailers", type=int, default=8)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--images", action="store_true", help="also draw a product image per product (image path on)")
-
-    def report_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--page", action="append", help="page name or category id to print (repeatable)")
-        p.add_argument("--k", type=int, default=10, help="top-k for the printed pages and metrics")
-        p.add_argument("--json", help="also write the metrics to this JSON file")
-
-    gen = sub.add_parser("generate-demo", help="write the seeded demo catalog to <data>/demo")
-    demo_options(gen)
-    gen.set_defaults(func=cmd_generate)
+        p.add_argument("--products", type=int, default=20_000, help="offers in the generated catalog")
+        p.add_argument("--retailers", type=int, default=8, help="retailers offering them")
+        p.add_argument("--seed", type=int, default=0, help="the generator's seed (same seed, same files)")
+        p.add_argument("--images", action="store_true", help="also draw a product image per product")
 
     def run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--cross-encoder-minutes", type=float, help="cross-encoder fine-tuning budget (default: the settings')"
-        )
-        p.add_argument(
-            "--max-runtime-minutes",
-            type=float,
-            default=float(os.environ.get("SEESTOCKS_MAX_RUNTIME_MINUTES", "300")),
-            help="stop the run after this long, 0: no limit (default: $SEESTOCKS_MAX_RUNTIME_MINUTES or 300)",
-        )
+        p.add_argument("--cross-encoder-minutes", type=float, default=None,
+                       help="cross-encoder fine-tuning budget (absent: the settings' 1.5)")  # fmt: skip
+        p.add_argument("--max-runtime-minutes", type=float,
+                       default=float(os.environ.get("SEESTOCKS_MAX_RUNTIME_MINUTES", "300")),
+                       help="stop the run after this long, 0: no limit ($SEESTOCKS_MAX_RUNTIME_MINUTES)")  # fmt: skip
 
-    run = sub.add_parser("run", help="materialize all assets for all category pages (in process)")
+    def report_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--page", action="append", help="page name or category id to show (repeatable)")
+        p.add_argument("--k", type=int, default=10, help="top-k of the printed pages and of the metrics")
+        p.add_argument("--html", nargs="?", const="", default=None, metavar="FOLDER",
+                       help="also write the HTML page reports (default folder: <data root>/reports/pages)")  # fmt: skip
+
+    demo_options(command("generate-demo", "write the seeded demo catalog to <data root>/demo", cmd_generate,
+                         json_output=False))  # fmt: skip
+    run = command("run", "rank every page (or, with --page, backfill those pages) in process", cmd_run)
     run_options(run)
-    run.add_argument(
-        "--page",
-        dest="rank_pages",
-        action="append",
-        help="re-rank only this page (a name such as 'Tool Bags', a category id or a partition key; repeatable) "
-        "and re-publish: a backfill of selected pages",
-    )
-    run.set_defaults(func=cmd_run)
-    rep = sub.add_parser("report", help="naive (tagged, cheapest first) versus reranked pages")
-    report_options(rep)
-    rep.set_defaults(func=cmd_report)
-    demo = sub.add_parser("demo", help="generate the demo if missing, run the pipeline, print the report")
+    run.add_argument("--page", dest="rank_pages", action="append", default=None, metavar="PAGE",
+                     help="backfill only this page: a name ('Tool Bags'), a category id or a partition key "
+                     "(repeatable); then re-publish")  # fmt: skip
+    report_options(command("report", "naive (tagged, cheapest first) versus reranked pages", cmd_report))
+    demo = command("demo", "generate the demo if missing, run the pipeline, print the report", cmd_demo)
     demo_options(demo)
     report_options(demo)
     run_options(demo)
-    demo.set_defaults(func=cmd_demo)
 
-    ev = sub.add_parser("evaluate", help="compare rankers on a judgments file (one JSON object)")
+    ev = command("evaluate", "compare rankers on a judgments file (prints one JSON object)", cmd_evaluate,
+                 json_output=False)  # fmt: skip
     ev.add_argument("--judgments", required=True, help="CSV/Parquet: query_id, query, product_id, title, grade")
-    ev.add_argument("--model", help="relevance models folder (default: <data>/models/relevance, the pipeline's)")
+    ev.add_argument("--model", help="relevance models folder (default: <data root>/models/relevance)")
     ev.add_argument("--relevant-min", type=float, help="grade at or above which a product is relevant")
     ev.add_argument("--irrelevant-max", type=float, help="grade at or below which a product is irrelevant")
-    ev.add_argument("--k", type=int, default=10)
-    ev.add_argument("--device", default="auto")
-    ev.set_defaults(func=cmd_evaluate)
-    tr = sub.add_parser("train", help="fine-tune the cross-encoder and train the fusion models on judgments")
-    tr.add_argument("--judgments", required=True)
-    tr.add_argument("--out", help="output folder (default: <data>/models/relevance)")
+    ev.add_argument("--k", type=int, default=10, help="cut-off of the metrics")
+    ev.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    tr = command("train", "fine-tune the cross-encoder and train the fusion (prints one JSON object)", cmd_train,
+                 json_output=False)  # fmt: skip
+    tr.add_argument("--judgments", required=True, help="CSV/Parquet: query_id, query, product_id, title, grade")
+    tr.add_argument("--out", help="output folder (default: <data root>/models/relevance)")
     tr.add_argument("--minutes", type=float, default=30.0, help="cross-encoder training budget")
     tr.add_argument("--epochs", type=float, default=3.0, help="cross-encoder epochs at most")
     tr.add_argument("--max-pairs", type=int, help="train the cross-encoder on at most this many pairs")
-    tr.add_argument(
-        "--cross-encoder-folds",
-        type=int,
-        default=1,
-        help="K >= 2: train K out-of-fold cross-encoders (--minutes shared among them) so the fusion trains on all "
-        "queries, and serve their ensemble; 1 (default): one cross-encoder on 80%% of the queries",
-    )
-    tr.add_argument(
-        "--relevant-min",
-        type=float,
-        help="grade at or above which a product is relevant, for the fusion's selection (default: top quarter)",
-    )
-    tr.add_argument(
-        "--irrelevant-max",
-        type=float,
-        help="grade at or below which a product is irrelevant, for the fusion's selection (default: bottom quarter)",
-    )
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="auto")
-    from seestocks_rank.models.cross_encoder import TRAIN_PRECISIONS
+    tr.add_argument("--cross-encoder-folds", type=int, default=1,
+                    help="K >= 2: K out-of-fold cross-encoders (--minutes shared), their ensemble served")  # fmt: skip
+    tr.add_argument("--relevant-min", type=float, help="relevant grade for the selection (default: top quarter)")
+    tr.add_argument("--irrelevant-max", type=float, help="bad grade for the selection (default: bottom quarter)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the splits and the training")
+    tr.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    tr.add_argument("--precision", choices=("auto", "bfloat16", "float32"), default="auto",
+                    help="training autocast: auto = bfloat16 where the processor computes it natively")  # fmt: skip
+    tr.add_argument("--refit-cross-encoder", action="store_true",
+                    help="after the fusion is chosen, train the served cross-encoder again on all queries")  # fmt: skip
+    ad = command("adapt-homedepot", "Home Depot train.csv.zip -> judgments files (fixed TRAIN/TEST)",
+                 cmd_adapt_homedepot)  # fmt: skip
+    ad.add_argument("--source", required=True, help="the Home Depot train.csv or train.csv.zip")
+    ad.add_argument("--out", required=True, help="folder for homedepot_train.csv and homedepot_test.csv")
 
-    tr.add_argument(
-        "--precision",
-        choices=TRAIN_PRECISIONS,
-        default="auto",
-        help="cross-encoder training autocast: auto = bfloat16 where the CPU/GPU computes it natively, else float32",
-    )
-    tr.add_argument(
-        "--refit-cross-encoder",
-        action="store_true",
-        help="after the fusion is chosen, fine-tune the served cross-encoder again on all queries (a second "
-        "--minutes budget; not with --cross-encoder-folds)",
-    )
-    tr.set_defaults(func=cmd_train)
-    ad = sub.add_parser("adapt-homedepot", help="Home Depot train.csv.zip -> judgments files (fixed TRAIN/TEST)")
-    ad.add_argument("--source", required=True)
-    ad.add_argument("--out", required=True)
-    ad.set_defaults(func=cmd_adapt_homedepot)
-    bench = sub.add_parser("bench", help="benchmarks and experiments (one JSON object each)")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bench = sub.add_parser("bench", help="benchmarks and experiments (one JSON object each)", formatter_class=formatter)
+    global_options(bench, top=False)
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    from seestocks_rank.benchmarks.cli import add_bench_parsers
     from seestocks_rank.benchmarks.vision import add_vision_parser
 
     add_vision_parser(bench_sub)
-    from seestocks_rank.benchmarks.cli import add_bench_parsers
-
     add_bench_parsers(bench_sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:

@@ -45,6 +45,18 @@ class FusionModel:
             pl.lit(self.version).alias("model_version"),
         )
 
+    def contributions(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Each feature's share of each row's ``score`` (TreeSHAP, ``pred_contrib``): one
+        ``contribution_<feature>`` column per feature and ``contribution_bias``; they add up to ``score``."""
+        x = feature_matrix(df, self.features)
+        values = (
+            self.booster.predict(x, pred_contrib=True, num_threads=0)
+            if len(x)
+            else np.zeros((0, len(self.features) + 1))
+        )
+        names = [f"contribution_{f}" for f in self.features] + ["contribution_bias"]
+        return pl.DataFrame(np.asarray(values, dtype=np.float32), schema=dict.fromkeys(names, pl.Float32))
+
     def importances(self) -> dict[str, float]:
         gain = self.booster.feature_importance(importance_type="gain")
         total = float(gain.sum()) or 1.0
@@ -175,3 +187,9 @@ def train_fusion(
     booster = lgb.Booster(model_str=model_str)
     version = hashlib.sha1((model_str + json.dumps(calibration)).encode()).hexdigest()[:12]
     return FusionModel(booster, features, version, calibration, metrics)
+
+
+def score_candidates(model: FusionModel, features: pl.DataFrame) -> pl.DataFrame:
+    """The ``fused_scores`` stage: each candidate's ``score``, calibrated ``confidence``, ``model_version``
+    and every signal's ``contribution_*`` to the score (why it ranks where it does)."""
+    return pl.concat([model.predict(features), model.contributions(features)], how="horizontal")

@@ -15,6 +15,7 @@ import polars as pl
 
 from seestocks_rank.evaluation.baselines import naive_rankings
 from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.publication.history import page_health
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.retrieval.centroids import ancestor_pairs
 from seestocks_rank.rules.page_rules import SHOWN
@@ -37,9 +38,14 @@ RANKING_COLUMNS = (
     "freshness",
     "retrieval_score",
     *FEATURE_COLUMNS,
+    *(f"contribution_{c}" for c in FEATURE_COLUMNS),
+    "contribution_bias",
     "model_version",
+    "run_id",
     "offer_id",
 )
+HEALTH_INPUT = {"category_id": pl.Int64, "category_path": pl.String, "status": pl.String, "rank": pl.Int32,
+                "retailer": pl.String, "price": pl.Float64, "confidence": pl.Float64}  # fmt: skip
 EXCLUSION_COLUMNS = (
     "category_id",
     "category_path",
@@ -54,18 +60,26 @@ EXCLUSION_COLUMNS = (
     "confidence",
     "freshness",
     "final_score",
+    "run_id",
 )
 
 
 @dataclass(frozen=True)
 class AnalystTables:
-    """The tables to publish, and the active pages left out because they have no ranking yet."""
+    """The tables to publish, each published page's health, and the active pages left out because they
+    have no ranking yet."""
 
     tables: dict[str, pl.DataFrame]
+    health: pl.DataFrame
     unranked: pl.DataFrame  # category_pages rows
 
 
-def analyst_tables(store: TableStore, embeddings_manifest: pl.DataFrame, page_size: int) -> AnalystTables:
+INTERNAL_COLUMNS = {"predicted_categories": ("content_hash", "basis")}  # bookkeeping, not for analysts
+
+
+def analyst_tables(
+    store: TableStore, embeddings_manifest: pl.DataFrame, page_size: int, min_confidence: float
+) -> AnalystTables:
     """Read the stage tables once and assemble the analysts' tables: ``rankings`` (shown products per
     published page, with every signal), ``page_exclusions`` (what the rules kept off a page, and why),
     ``naive_rankings``, ``category_pages`` (published pages), each per-page stage's table and the inputs."""
@@ -74,7 +88,7 @@ def analyst_tables(store: TableStore, embeddings_manifest: pl.DataFrame, page_si
     has_ranking = pl.col("category_id").cast(pl.String).is_in(list(ranked_pages))
     published, unranked = pages.filter(has_ranking), pages.filter(~has_ranking)
     keys = [str(c) for c in published.get_column("category_id").to_list()]
-    tables = {name: store.read(name) for name in INPUT_TABLES}
+    tables = {name: store.read(name).drop(INTERNAL_COLUMNS.get(name, ()), strict=False) for name in INPUT_TABLES}
     tree = Taxonomy.from_nodes(tables["taxonomy"])
     tables |= {
         "category_pages": published,
@@ -90,6 +104,7 @@ def analyst_tables(store: TableStore, embeddings_manifest: pl.DataFrame, page_si
         .filter(pl.col("category_id").is_in(published.get_column("category_id").implode())),
         "product_embeddings": embeddings_manifest.drop("chunk", "row"),  # where a vector is stored: internal
     }
+    health = page_health(pl.DataFrame(schema=HEALTH_INPUT), page_size, min_confidence)
     if keys:  # nothing ranked yet: no page tables
         tables |= {name: store.read_partitions(name, keys) for name in PAGE_TABLES}
         ranked = tables["filtered_rankings"].join(
@@ -98,4 +113,5 @@ def analyst_tables(store: TableStore, embeddings_manifest: pl.DataFrame, page_si
         shown = ranked.filter(pl.col("status") == SHOWN).sort("category_id", "rank")
         tables["rankings"] = shown.select(c for c in RANKING_COLUMNS if c in shown.columns)
         tables["page_exclusions"] = ranked.filter(pl.col("status") != SHOWN).select(EXCLUSION_COLUMNS)
-    return AnalystTables(tables, unranked)
+        health = page_health(ranked, page_size, min_confidence)
+    return AnalystTables(tables, health, unranked)
