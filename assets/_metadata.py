@@ -3,14 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from seestocks_rank.publication.schema import column_comment
+from resources.io_manager import MAX_PAGES_WITH_PREVIEW, column_schema
 from seestocks_rank.timing import timed
 
 __all__ = ["column_schema", "few_pages_only", "preview", "table_metadata", "timed"]
-
-# Dagster copies a multi-partition output's metadata into every partition's materialization event: a
-# Markdown preview on a run over 1,347 pages is written 1,347 times. Previews go only on small runs.
-MAX_PAGES_WITH_PREVIEW = 10
 
 
 def preview(df: pl.DataFrame, n: int = 10, columns: list[str] | None = None) -> dg.MetadataValue:
@@ -29,16 +25,6 @@ def preview(df: pl.DataFrame, n: int = 10, columns: list[str] | None = None) -> 
 def few_pages_only(context: dg.AssetExecutionContext, **entries: object) -> dict[str, object]:
     """``entries`` when the run materializes at most ``MAX_PAGES_WITH_PREVIEW`` partitions, else nothing."""
     return entries if len(context.partition_keys) <= MAX_PAGES_WITH_PREVIEW else {}
-
-
-def column_schema(df: pl.DataFrame) -> dg.TableSchema:
-    """The standard ``dagster/column_schema`` of a table: its columns, types and documentation."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name, str(dtype), description=column_comment(name) or "")
-            for name, dtype in df.schema.items()
-        ]
-    )
 
 
 def table_metadata(df: pl.DataFrame, table_name: str) -> dict[str, object]:

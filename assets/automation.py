@@ -69,10 +69,11 @@ def category_pages_sensor(context: dg.SensorEvaluationContext, inputs: InputsRes
 
 
 # After a backfill of selected pages (or any update of what it publishes), re-publish the analysts' file
-# once the upstream runs are done and their blocking checks passed (asset analyst_database's condition).
+# once the upstream runs are done and their blocking checks passed (asset analyst_database's condition);
+# then the HTML page reports.
 publication_automation = dg.AutomationConditionSensorDefinition(
     "publication_automation",
-    target=dg.AssetSelection.assets("analyst_database"),
+    target=dg.AssetSelection.assets("analyst_database", "page_reports"),
     default_status=RUNNING,
     minimum_interval_seconds=SENSOR_SECONDS,
 )

@@ -1,7 +1,7 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline."""
 
-import json
 import os
+from importlib.metadata import version
 
 import dagster as dg
 
@@ -28,6 +28,7 @@ from resources import (
     VisionModelResource,
 )
 from resources.data_root import DataRootResource
+from resources.settings import ranking_settings
 from seestocks_rank.store.layout import DataRoot
 
 INPUT_ENV_VARS = {
@@ -36,7 +37,6 @@ INPUT_ENV_VARS = {
     "category_pages": "SEESTOCKS_CATEGORY_PAGES",
     "judgments": "SEESTOCKS_JUDGMENTS",
 }
-SETTINGS_ENV = "SEESTOCKS_SETTINGS"  # JSON: RankingSettings fields to override, e.g. {"cross_encoder_minutes": 0}
 TEXT_MODEL_ENV = "SEESTOCKS_TEXT_MODEL"  # a local sentence-transformers folder, or "hashing" (no transformer)
 EXECUTOR_ENV = "SEESTOCKS_EXECUTOR"  # in_process (default: one process per run) or multiprocess
 
@@ -74,7 +74,7 @@ def build_resources(
         "compute": compute,
         "text_model": text_model_resource(compute),
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
-        "settings": settings or RankingSettings(**json.loads(os.environ.get(SETTINGS_ENV) or "{}")),
+        "settings": settings or ranking_settings(),
         "vision": VisionModelResource(),
         "catalog_context": CatalogContextResource(),
     }
@@ -91,8 +91,26 @@ GROUPS = {
     "evaluation": evaluation,
     "sharding": sharding,
 }
+OWNERS = ["team:search-ranking"]  # who the UI names for every asset; an asset may declare its own
+
+
+def _catalogued(stage: str, assets: list) -> list:
+    """The group's assets with an owner, a ``stage`` tag (filterable in the UI) and a code version: the
+    package release, so the UI marks materializations of an older release as stale."""
+    return dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(
+            owners=spec.owners or OWNERS,
+            tags={**spec.tags, "stage": stage},
+            code_version=spec.code_version or version("seestocks-rank"),
+        ),
+        assets,
+    )
+
+
 all_assets = [
-    asset for name, module in GROUPS.items() for asset in dg.load_assets_from_modules([module], group_name=name)
+    asset
+    for name, module in GROUPS.items()
+    for asset in _catalogued(name, dg.load_assets_from_modules([module], group_name=name))
 ]
 
 defs = dg.Definitions(

@@ -4,16 +4,20 @@ blocking checks passed), so analysts always read one consistent, self-contained,
 its history."""
 
 import subprocess
+from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
-from assets._metadata import table_metadata
+from assets._metadata import preview, table_metadata
 from assets.partitions import pages_in_flight
 from resources import InputsResource, RankingSettings, StorageResource
+from resources.data_root import past_deadline
+from seestocks_rank.evaluation.page_report import INDEX, health_chart, write_page_reports
 from seestocks_rank.publication.history import RunRecord, file_fingerprint, history_tables
 from seestocks_rank.publication.schema import (
     ENUM_COLUMNS,
@@ -104,6 +108,9 @@ def analyst_database(
     health carried over from the live file, the views that explain and compare, a comment on every table
     and column. An active page without a ranking is left out; the check fails for one unless a queued or
     running run will rank it (a page added since the last run) or it has no partition yet."""
+    late = past_deadline(context.run)
+    if late:  # analysts keep the last good file rather than one from a run that overran
+        raise dg.Failure(late)
     manifest = pl.read_parquet(storage.root.embeddings / MANIFEST)
     built = analyst_tables(storage.tables, manifest, settings.page_size, settings.min_confidence)
     tables = dict(built.tables)
@@ -149,4 +156,32 @@ def analyst_database(
                 },
             )
         ],
+    )
+
+
+@dg.asset(
+    kinds={"html"},
+    deps=["analyst_database"],
+    automation_condition=AC.eager(),
+)
+def page_reports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """One HTML report per published page (what it shows and why, what the rules kept off, what changed)
+    and an index, those needing a look first: ``<data root>/reports/pages``, readable offline."""
+    folder = storage.root.reports / "pages"
+    written = write_page_reports(storage.root.duckdb, folder)
+    with duckdb.connect(str(storage.root.duckdb), read_only=True) as con:
+        chart = health_chart(con)
+        look = con.sql("SELECT category_path, why FROM pages_needing_a_look").pl() if chart else pl.DataFrame()
+    return dg.MaterializeResult(
+        metadata={
+            "index": dg.MetadataValue.path(str(folder / INDEX)),
+            "pages": len(written) - 1,
+            "pages_needing_a_look": look.height,
+            "needing_a_look": preview(look, 20) if look.height else dg.MetadataValue.md("_none_"),
+            **(
+                {"health": dg.MetadataValue.md(f"![page health](data:image/png;base64,{b64encode(chart).decode()})")}
+                if chart
+                else {}
+            ),  # fmt: skip
+        }
     )

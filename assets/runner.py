@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from assets.automation import (
 from assets.definitions import build_resources, defs
 from assets.partitions import CATEGORY_PAGES, plan_partition_sync, range_tags, runs_in_flight
 from resources import InputsResource, RankingSettings
-from resources.data_root import LAUNCHED_BY_TAG
+from resources.data_root import DEADLINE_TAG, LAUNCHED_BY_TAG, MAX_RUNTIME_TAG
 from seestocks_rank.inputs.catalog import check_catalog_file
 from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.judgments import load_judgments
@@ -40,6 +41,9 @@ from seestocks_rank.store.writer_lock import DataRootLock, Holder, WriterBusy
 
 EXECUTING = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+
+
+RUN_TIMEOUT_REPEAT_S = 2.0
 
 
 class RunTimedOut(RuntimeError):
@@ -99,7 +103,9 @@ def ensure_dagster_home(root: DataRoot) -> Path:
 
 @contextmanager
 def time_limit(minutes: float) -> Iterator[None]:
-    """Raise :class:`RunTimedOut` in this (main) thread after ``minutes`` (0: no limit)."""
+    """Raise :class:`RunTimedOut` in this (main) thread after ``minutes`` (0: no limit), and again every
+    few seconds: an exception raised where a library swallows it (a logging handler) does not stop the run,
+    the next one does. The publication refuses to run past the deadline besides (``past_deadline``)."""
     if minutes <= 0:
         yield
         return
@@ -108,7 +114,7 @@ def time_limit(minutes: float) -> Iterator[None]:
         raise RunTimedOut(f"the run went past its maximum run time of {minutes:g} minutes")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, minutes * 60)
+    signal.setitimer(signal.ITIMER_REAL, minutes * 60, RUN_TIMEOUT_REPEAT_S)
     try:
         yield
     finally:
@@ -143,6 +149,9 @@ def run_pipeline(
                 f"the data root {root.path}; wait for it to finish"
             )
         tags = {LAUNCHED_BY_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+        if max_runtime_minutes > 0:
+            tags |= {DEADLINE_TAG: f"{time.time() + max_runtime_minutes * 60:.3f}",
+                     MAX_RUNTIME_TAG: f"{max_runtime_minutes:g}"}  # fmt: skip
         with time_limit(max_runtime_minutes):
             if pages:
                 return rank_selected_pages(instance, resources, pages, log_level=log_level, tags=tags)
@@ -214,8 +223,8 @@ def rank_selected_pages(
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """What a UI backfill of the per-page assets for ``pages`` does, then the publication: one run per
-    contiguous stretch of pages, then one run of ``analyst_database``. Returns the first failed run's
-    result, else the publication's."""
+    contiguous stretch of pages, then one run of ``analyst_database`` and ``page_reports``. Returns the first
+    failed run's result, else the publication's."""
     job = defs.resolve_implicit_global_asset_job_def()
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     order = instance.get_dynamic_partitions(CATEGORY_PAGES)
@@ -226,7 +235,7 @@ def rank_selected_pages(
         )  # fmt: skip
         if not result.success:
             return result
-    publication = job.get_subset(asset_selection={dg.AssetKey("analyst_database")})
+    publication = job.get_subset(asset_selection={dg.AssetKey("analyst_database"), dg.AssetKey("page_reports")})
     return publication.execute_in_process(
         instance=instance, resources=resources, tags=tags, raise_on_error=False, run_config=config
     )

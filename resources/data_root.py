@@ -1,6 +1,7 @@
 """Where the pipeline's inputs and outputs live: one data root, shared by every resource that reads or
 writes under it (``DataRootResource``, nested in the others)."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,16 @@ from seestocks_rank.store.tables import TableStore
 from seestocks_rank.store.writer_lock import DataRootLock, Holder
 
 LAUNCHED_BY_TAG = "seestocks/launched_by"  # "cli" on seestocks-rank's in-process runs
+# a command-line run's deadline (epoch seconds) and its maximum run time: past it, nothing is published
+DEADLINE_TAG, MAX_RUNTIME_TAG = "seestocks/deadline", "seestocks/max_runtime_minutes"
+
+
+def past_deadline(run: dg.DagsterRun) -> str | None:
+    """Why ``run`` must not publish (it went past its maximum run time), or None."""
+    deadline = run.tags.get(DEADLINE_TAG)
+    if deadline is None or time.time() <= float(deadline):
+        return None
+    return f"the run went past its maximum run time of {float(run.tags[MAX_RUNTIME_TAG]):g} minutes"
 
 
 class DataRootResource(dg.ConfigurableResource):

@@ -1,9 +1,12 @@
 """Tunable knobs of the ranking stages, in one place so a run's config shows them all. Defaults come from
 the domain's own configs (``RuleConfig``), so a default is written once."""
 
+import json
+import os
 from dataclasses import fields
 
 import dagster as dg
+import pydantic
 
 from seestocks_rank.rules.page_rules import RuleConfig
 
@@ -44,3 +47,27 @@ class RankingSettings(dg.ConfigurableResource):
 
     def rule_config(self) -> RuleConfig:
         return RuleConfig(**{f.name: getattr(self, f.name) for f in fields(RuleConfig)})
+
+
+SETTINGS_ENV = "SEESTOCKS_SETTINGS"  # JSON: RankingSettings fields to override, e.g. {"cross_encoder_minutes": 0}
+
+
+def ranking_settings(**overrides: object) -> RankingSettings:
+    """The settings: ``$SEESTOCKS_SETTINGS`` (JSON) over the defaults, then ``overrides`` (command-line
+    options) over both. Raises ValueError naming the variable and the field when it is unusable."""
+    text = os.environ.get(SETTINGS_ENV) or "{}"
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{SETTINGS_ENV}={text}: not JSON ({error})") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{SETTINGS_ENV}={text}: not a JSON object of settings")
+    unknown = sorted(set(values) - set(RankingSettings.model_fields))
+    if unknown:
+        raise ValueError(f"{SETTINGS_ENV}={text}: unknown setting(s) {unknown}")
+    try:
+        return RankingSettings(**{**values, **overrides})
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{SETTINGS_ENV}={text}: {field}: {first['msg']}") from error

@@ -53,19 +53,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from assets.runner import failure_summary, run_pipeline
-    from resources import RankingSettings
+    from resources.settings import ranking_settings
 
     root = _root(args)
     overrides = {} if args.cross_encoder_minutes is None else {"cross_encoder_minutes": args.cross_encoder_minutes}
+    try:
+        settings = ranking_settings(**overrides)
+    except ValueError as error:  # before the code location loads them too
+        raise CommandError(EXIT_INPUT, str(error)) from error
+    from assets.runner import RunTimedOut, failure_summary, run_pipeline
+
     start = time.perf_counter()
-    result = run_pipeline(
-        root,
-        RankingSettings(**overrides),
-        pages=getattr(args, "rank_pages", None),
-        max_runtime_minutes=args.max_runtime_minutes,
-        log_level=args.log_level,
-    )
+    try:
+        result = run_pipeline(
+            root,
+            settings,
+            pages=getattr(args, "rank_pages", None),
+            max_runtime_minutes=args.max_runtime_minutes,
+            log_level=args.log_level,
+        )
+    except RunTimedOut as error:  # raised outside a step: the run stopped where it was
+        raise CommandError(EXIT_FAILED, f"{error}; the last publication is kept") from error
     if not result.success:
         message, input_error = failure_summary(result)
         raise CommandError(EXIT_INPUT if input_error else EXIT_FAILED, f"{message} (run {result.run_id})")
@@ -217,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cross-encoder-minutes", type=float, default=None,
-                       help="cross-encoder fine-tuning budget (absent: the settings' 1.5)")  # fmt: skip
+                       help="cross-encoder fine-tuning budget (absent: $SEESTOCKS_SETTINGS, else 1.5)")  # fmt: skip
         p.add_argument("--max-runtime-minutes", type=float,
                        default=float(os.environ.get("SEESTOCKS_MAX_RUNTIME_MINUTES", "300")),
                        help="stop the run after this long, 0: no limit ($SEESTOCKS_MAX_RUNTIME_MINUTES)")  # fmt: skip
@@ -284,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the project's lines at the chosen level; other libraries' (alembic, httpx, ...) only from WARNING, or
+    # all of them with --log-level DEBUG
+    debug = logging.getLevelName(args.log_level) == logging.DEBUG
+    logging.basicConfig(level=args.log_level if debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.getLogger("seestocks_rank").setLevel(args.log_level)
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:

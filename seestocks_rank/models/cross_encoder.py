@@ -36,6 +36,7 @@ import numpy as np
 
 from seestocks_rank.models.device import cpu_has_native_bf16, resolve_device
 from seestocks_rank.models.encoders import default_text_model_path
+from seestocks_rank.progress import Progress
 
 META_FILE = "cross_encoder.json"
 
@@ -219,12 +220,13 @@ class CrossEncoder:
         order = self._inference_order(encoded, contexts, titles)
         self.encoder.eval()
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.startswith("cuda") else nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast, Progress("cross-encoder scoring", len(order), "pairs") as progress:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = self.tokenizer.pad({k: [v[i] for i in idx] for k, v in encoded.items()}, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 out[idx] = self._logits(batch).float().cpu().numpy()
+                progress.update(len(idx))
         return out
 
     def train(

@@ -184,14 +184,14 @@ ORDER BY 1, 3, 7""",
          CASE WHEN page_filled_share < 0.5 THEN 'half empty: ' || shown || ' of ' || page_size END,
          CASE WHEN top10_max_retailer_share > 0.5 THEN 'one retailer holds '
               || round(100 * top10_max_retailer_share) || '% of the top 10' END,
-         CASE WHEN removed_out_of_category > 0.3 * candidates_retrieved THEN
-              removed_out_of_category || ' of ' || candidates_retrieved || ' candidates out of category' END,
+         CASE WHEN removed_out_of_category > 0.8 * candidates_retrieved THEN 'retrieval mostly off the page: '
+              || removed_out_of_category || ' of ' || candidates_retrieved || ' candidates out of category' END,
          CASE WHEN removed_stale > 0.3 * candidates_retrieved THEN removed_stale || ' candidates stale' END
        ) AS why
 FROM page_health
 WHERE run_id = (SELECT run_id FROM runs ORDER BY published_at DESC LIMIT 1)
   AND (page_filled_share < 0.5 OR top10_max_retailer_share > 0.5
-       OR removed_out_of_category > 0.3 * candidates_retrieved OR removed_stale > 0.3 * candidates_retrieved)
+       OR removed_out_of_category > 0.8 * candidates_retrieved OR removed_stale > 0.3 * candidates_retrieved)
 ORDER BY page_filled_share, top10_max_retailer_share DESC""",
     ),
 }

@@ -24,7 +24,9 @@ import polars as pl
 
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.numeric import normalize_rows
-from seestocks_rank.store.embedding_store import MANIFEST_COLUMNS, EmbeddingStore, write_chunk
+from seestocks_rank.progress import Progress
+from seestocks_rank.store.embedding_store import MANIFEST_COLUMNS, PARTIAL_MANIFEST, EmbeddingStore, write_chunk
+from seestocks_rank.store.tables import write_parquet_atomic
 
 CONTENT_COLUMNS = ("title", "image_path", "model_version")
 
@@ -70,6 +72,43 @@ class EmbeddingRun:
     reused: int
     dropped: int
     compacted: bool
+    resumed: int = 0  # rows an interrupted run had encoded, taken from the partial manifest
+
+
+def _matching_rows(store: EmbeddingStore | None, keyed: pl.DataFrame, dim: int, image_dim: int | None) -> pl.DataFrame:
+    """The rows of ``store`` whose vectors still hold: same vector sizes, same offer and content."""
+    if store is None or not store.height or store.dim != dim or store.image_dim != image_dim:
+        return pl.DataFrame(schema={c: keyed.schema.get(c, pl.String) for c in MANIFEST_COLUMNS}).cast(
+            {"has_image": pl.Boolean, "row": pl.Int64}
+        )
+    return keyed.join(store.manifest.select(*MANIFEST_COLUMNS), on=["offer_id", *CONTENT_COLUMNS], how="inner").select(
+        MANIFEST_COLUMNS
+    )
+
+
+def _encode_slice(
+    rows: pl.DataFrame,
+    encoder: TextEncoder,
+    image_model: ImageEncoder | None,
+    image_dim: int | None,
+    weights: tuple[float, float],
+) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
+    """The vectors of ``rows`` (kind -> matrix) and their manifest rows (chunk still unset)."""
+    text = encoder.encode(rows.get_column("title").to_list()).reshape(rows.height, encoder.dim)
+    arrays = {"text": text}
+    rows = rows.with_columns(
+        pl.lit(None, pl.String).alias("image_error"),
+        pl.lit(False).alias("has_image"),
+        pl.lit(None, pl.String).alias("chunk"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+    )
+    if image_model is not None:
+        image, ok, errors = _encode_images(image_model, rows.get_column("image_path").to_list(), image_dim)
+        arrays |= {"image": image, "fused": fuse(text, image, ok, text_weight=weights[0], image_weight=weights[1])}
+        rows = rows.with_columns(
+            pl.Series("image_error", errors, dtype=pl.String), pl.Series("has_image", ok, dtype=pl.Boolean)
+        )
+    return arrays, rows.select(MANIFEST_COLUMNS)
 
 
 def embed_products(
@@ -83,11 +122,16 @@ def embed_products(
     image_weight: float = DEFAULT_IMAGE_WEIGHT,
     compact_dead_share: float = 0.3,
     max_chunks: int = 8,
+    slice_rows: int = 50_000,
 ) -> EmbeddingRun:
     """Embed ``products`` (columns ``offer_id, title, image_path``) into the store under ``root``, reusing
-    the rows of ``previous`` whose content is unchanged; only the encoded rows are written (one new chunk).
-    Products no longer in the catalog are dropped. With ``image_model``, products with an ``image_path``
-    also get an image vector (or an ``image_error``). The returned store is not committed yet."""
+    the rows of ``previous`` whose content is unchanged; only the encoded rows are written. Products no
+    longer in the catalog are dropped. With ``image_model``, products with an ``image_path`` also get an
+    image vector (or an ``image_error``). The returned store is not committed yet.
+
+    The rows to encode go in slices of ``slice_rows``, each written as a chunk and recorded in the partial
+    manifest as soon as it is encoded: a run killed two hours into a full re-encode resumes where it
+    stopped, not from zero (the partial manifest is dropped when the store is committed)."""
     root = Path(root)
     version = encoder.model_version
     image_dim = None
@@ -100,35 +144,20 @@ def embed_products(
         pl.col("image_path").fill_null(""),
         pl.lit(version).alias("model_version"),
     )
-    reusable = keyed.clear().with_columns(
-        pl.lit(None, pl.String).alias("image_error"),
-        pl.lit(None, pl.Boolean).alias("has_image"),
-        pl.lit(None, pl.String).alias("chunk"),
-        pl.lit(None, pl.Int64).alias("row"),
-    )
-    if previous is not None and previous.height and previous.dim == encoder.dim and previous.image_dim == image_dim:
-        reusable = keyed.join(
-            previous.manifest.select(*MANIFEST_COLUMNS), on=["offer_id", *CONTENT_COLUMNS], how="inner"
-        ).select(MANIFEST_COLUMNS)
-    todo = keyed.join(reusable.select("offer_id"), on="offer_id", how="anti")
-    fresh = todo.with_columns(
-        pl.lit(None, pl.String).alias("image_error"),
-        pl.lit(False).alias("has_image"),
-        pl.lit(None, pl.String).alias("chunk"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-    )
-    if todo.height:
-        text = encoder.encode(todo.get_column("title").to_list()).reshape(todo.height, encoder.dim)
-        arrays = {"text": text}
-        if image_model is not None:
-            image, ok, errors = _encode_images(image_model, todo.get_column("image_path").to_list(), image_dim)
-            arrays |= {"image": image, "fused": fuse(text, image, ok, text_weight=text_weight,
-                                                     image_weight=image_weight)}  # fmt: skip
-            fresh = fresh.with_columns(
-                pl.Series("image_error", errors, dtype=pl.String), pl.Series("has_image", ok, dtype=pl.Boolean)
+    reusable = _matching_rows(previous, keyed, encoder.dim, image_dim)
+    resumed = _matching_rows(EmbeddingStore.open(root, PARTIAL_MANIFEST), keyed, encoder.dim, image_dim)
+    resumed = resumed.join(reusable.select("offer_id"), on="offer_id", how="anti")
+    todo = keyed.join(pl.concat([reusable, resumed]).select("offer_id"), on="offer_id", how="anti")
+    encoded: list[pl.DataFrame] = [resumed]
+    with Progress("encoding products", todo.height, "products") as progress:
+        for start in range(0, todo.height, slice_rows):
+            arrays, rows = _encode_slice(
+                todo.slice(start, slice_rows), encoder, image_model, image_dim, (text_weight, image_weight)
             )
-        fresh = fresh.with_columns(pl.lit(write_chunk(root, arrays)).alias("chunk"))
-    manifest = pl.concat([reusable, fresh.select(MANIFEST_COLUMNS)]).sort("offer_id")
+            encoded.append(rows.with_columns(pl.lit(write_chunk(root, arrays)).alias("chunk")))
+            write_parquet_atomic(pl.concat(encoded), root / PARTIAL_MANIFEST)
+            progress.update(rows.height)
+    manifest = pl.concat([reusable, *encoded]).sort("offer_id")
     store = EmbeddingStore(root, manifest, encoder.dim, image_dim)
     dropped = 0 if previous is None else previous.manifest.join(keyed, on="offer_id", how="anti").height
     stored = store.stored_rows() if manifest.height else 0
@@ -137,7 +166,10 @@ def embed_products(
     )
     if compact:
         store = store.compacted()
-    return EmbeddingRun(store=store, encoded=todo.height, reused=reusable.height, dropped=dropped, compacted=compact)
+    return EmbeddingRun(
+        store=store, encoded=todo.height, reused=reusable.height, dropped=dropped, compacted=compact,
+        resumed=resumed.height,
+    )  # fmt: skip
 
 
 def _encode_images(

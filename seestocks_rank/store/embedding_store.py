@@ -8,8 +8,8 @@ need, so a nightly run that re-encodes 1% of the catalog writes 1% of the vector
 stored rows are dead (replaced or removed offers), the live rows are compacted into one chunk.
 
 The manifest is the commit point: it is replaced atomically, the previous one is kept as
-``manifest.previous.parquet``, and only chunks referenced by neither are deleted, so a failed run never
-breaks the last good store.
+``manifest.previous.parquet``, and only chunks referenced by neither (nor by the partial manifest of a run
+in progress) are deleted, so a failed run never breaks the last good store.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ MANIFEST = "manifest.parquet"
 
 
 PREVIOUS_MANIFEST = "manifest.previous.parquet"
+
+
+# the rows a run has encoded so far, before it commits: the next run resumes from them if this one dies
+PARTIAL_MANIFEST = "manifest.partial.parquet"
 
 
 CHUNKS = "chunks"
@@ -106,15 +110,16 @@ class EmbeddingStore:
         if current.exists():
             current.replace(self.root / PREVIOUS_MANIFEST)
         write_parquet_atomic(self.manifest, current)
+        (self.root / PARTIAL_MANIFEST).unlink(missing_ok=True)
         self.collect_garbage()
         return current
 
     def collect_garbage(self) -> list[str]:
-        """Delete chunk folders referenced by neither the current nor the previous manifest."""
+        """Delete chunk folders referenced by no manifest (current, previous or partial)."""
         keep = set(self.manifest.get_column("chunk").unique().to_list())
-        previous = self.root / PREVIOUS_MANIFEST
-        if previous.exists():
-            keep |= set(pl.read_parquet(previous, columns=["chunk"]).get_column("chunk").unique().to_list())
+        for name in (PREVIOUS_MANIFEST, PARTIAL_MANIFEST):
+            if (self.root / name).exists():
+                keep |= set(pl.read_parquet(self.root / name, columns=["chunk"]).get_column("chunk").unique().to_list())
         removed = []
         for folder in sorted((self.root / CHUNKS).glob("*")) if (self.root / CHUNKS).exists() else []:
             if folder.name not in keep:

@@ -3,6 +3,7 @@ between: why is this product first on Peppers, what changed since the last run, 
 And the file documents itself: a comment on every table and column, status as an ENUM, JSON as JSON."""
 
 import random
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,3 +96,14 @@ def test_the_file_documents_itself(two_nights: Path):
     assert types[("rankings", "run_id")] == "VARCHAR" and types[("runs", "model_versions")] == "JSON"
     assert types[("filtered_rankings", "status")].startswith("ENUM")
     assert ("predicted_categories", "content_hash") not in types  # no bookkeeping columns
+
+
+def test_every_query_in_the_analysts_guide_runs(two_nights: Path):
+    guide = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    statements = [
+        s.strip() for block in re.findall(r"```sql\n(.*?)```", guide, re.S) for s in block.split(";") if s.strip()
+    ]
+    assert len(statements) >= 8
+    with duckdb.connect(str(two_nights), read_only=True) as con:
+        for statement in statements:
+            assert con.execute(statement).fetchall(), statement  # each answers with rows on the demo

@@ -3,6 +3,7 @@ checks), and the published file is self-contained (a copy reads alone)."""
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -11,9 +12,11 @@ import polars as pl
 import pytest
 
 import assets.rules
-from assets.definitions import build_resources
-from assets.runner import materialize_all_pages
+from assets.definitions import build_resources, defs
+from assets.runner import failure_summary, materialize_all_pages
 from resources import RankingSettings
+from resources.data_root import DEADLINE_TAG, MAX_RUNTIME_TAG
+from seestocks_rank.publication.schema import VIEWS
 from tests.dagster.conftest import FAST_SETTINGS
 
 STEPS_NOT_RUN = {"analyst_database"}
@@ -83,10 +86,10 @@ def test_a_copied_file_reads_alone(pipeline_run, tmp_path: Path):
     shutil.copytree(data_dir, moved)  # the original data root is read through a copy only
     with duckdb.connect(str(copy), read_only=True) as con:
         tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        views = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0]
-        for table in tables:
-            con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    assert views == 0 and {"rankings", "filtered_rankings", "candidate_sets"} <= set(tables)
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        for table in tables:  # every table and view reads in the copy: no view over files outside it
+            con.execute(f'SELECT count(*) FROM "{table}"').fetchall()
+    assert views == set(VIEWS) and {"rankings", "filtered_rankings", "candidate_sets"} <= set(tables)
 
 
 def test_the_instance_retries_failed_runs_and_bounds_their_run_time():
@@ -98,3 +101,16 @@ def test_the_instance_retries_failed_runs_and_bounds_their_run_time():
             assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
             assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 21600
             assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
+
+
+def test_a_run_past_its_deadline_publishes_nothing(pipeline_run, tmp_path: Path):
+    instance, root, before = _copy(pipeline_run, tmp_path)
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("analyst_database")})
+    result = job.execute_in_process(
+        instance=instance,
+        resources=build_resources(str(root), FAST_SETTINGS),
+        tags={DEADLINE_TAG: f"{time.time() - 1:.3f}", MAX_RUNTIME_TAG: "30"},
+        raise_on_error=False,
+    )
+    assert not result.success and _published(root) == before
+    assert "maximum run time of 30 minutes" in failure_summary(result)[0]

@@ -1,5 +1,7 @@
 """The demo with the image path switched on: open_clip fine-tuned briefly, image embeddings, visual signal."""
 
+import re
+
 import dagster as dg
 import polars as pl
 
@@ -28,3 +30,8 @@ def test_demo_with_images_runs_end_to_end(tmp_path):
     assert features["visual_similarity"].is_between(-1.0001, 1.0001).all()
     assert "visual_prototype" in store.read("taxonomy_centroids").columns
     assert store.read_partitions("filtered_rankings").filter(pl.col("status") == "shown").height > 0
+    # the page reports show a thumbnail of each shown product, copied beside them (readable elsewhere)
+    reports = DataRoot.at(tmp_path).reports / "pages"
+    page = next(p for p in reports.glob("*.html") if p.name != "index.html").read_text()
+    sources = re.findall(r'<img src="(thumbs/[0-9a-f]+\.jpg)"', page)
+    assert sources and all((reports / s).stat().st_size > 0 for s in sources)

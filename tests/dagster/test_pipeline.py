@@ -38,6 +38,7 @@ def test_every_asset_materializes_and_checks_pass(pipeline_run):
         "predicted_categories",
         "fusion_model",
         "analyst_database",
+        "page_reports",
         *PARTITIONED,
     } <= materialized
     checks = result.get_asset_check_evaluations()
@@ -269,3 +270,18 @@ def test_a_whole_run_on_a_hostile_feed_ranks_every_page_and_accounts_for_every_r
     expected_sql = sum(1 for r in extra if "DROP TABLE rankings" in r["title"] and r["product_id"].strip()
                        and r["retailer"].strip() and r["category_id"] == "6016")  # fmt: skip
     assert sql_titles <= expected_sql  # stored as data (never run), when the row was otherwise valid
+
+
+def test_every_table_carries_dagster_standard_metadata_and_an_owner(pipeline_run):
+    instance, result, _ = pipeline_run
+    graph = defs.resolve_asset_graph()
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key
+        node = graph.get(key)
+        assert node.owners and node.tags.get("stage") and node.code_version, key
+    for asset in ("catalog", "category_pages", "filtered_rankings", "fused_scores"):
+        metadata = _metadata(instance, asset)
+        assert metadata["dagster/column_schema"].columns, asset
+        assert all(c.description for c in metadata["dagster/column_schema"].columns), asset  # documented
+    assert _metadata(instance, "catalog")["dagster/row_count"] > 0
+    assert _metadata(instance, "filtered_rankings")["rows_in_run"] > 0

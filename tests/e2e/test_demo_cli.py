@@ -1,4 +1,5 @@
-"""The front door: `seestocks-rank demo` on a fresh data root, as `make demo` runs it (smaller)."""
+"""The front door: `seestocks-rank demo` on a fresh data root, as `make demo` runs it (smaller), then the
+report an analyst asks for: metrics as JSON, and the HTML page reports."""
 
 import json
 from pathlib import Path
@@ -12,29 +13,22 @@ from seestocks_rank.cli import main
 def test_demo_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     data_dir = tmp_path / "data"
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    metrics_file = tmp_path / "metrics.json"
-    code = main(
-        [
-            "--data-dir",
-            str(data_dir),
-            "demo",
-            "--products",
-            "1200",
-            "--retailers",
-            "4",
-            "--json",
-            str(metrics_file),
-            "--cross-encoder-minutes",
-            "0.05",
-        ]
-    )
+    code = main(["--data-dir", str(data_dir), "demo", "--products", "1200", "--retailers", "4",
+                 "--cross-encoder-minutes", "0.05"])  # fmt: skip
     assert code == 0
-    out = capsys.readouterr().out
-    assert "NAIVE: tagged products, cheapest first" in out and "RERANKED" in out
-    assert str(data_dir / "seestocks.duckdb") in out
-    metrics = json.loads(metrics_file.read_text())
-    assert metrics["reranked"]["pages_with_misplaced@10"] < metrics["naive"]["pages_with_misplaced@10"]
+    captured = capsys.readouterr()
+    assert "NAIVE: tagged products, cheapest first" in captured.out and "RERANKED" in captured.out
+    assert str(data_dir / "seestocks.duckdb") in captured.err
     # the persistent instance lives under the data root, so `dagster dev` sees these runs
     assert (data_dir / "dagster_home" / "dagster.yaml").exists()
     with duckdb.connect(str(data_dir / "seestocks.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from rankings").fetchone()[0] > 0
+        pages = con.execute("select count(*) from category_pages").fetchone()[0]
+
+    # options go before or after the command; --json turns the report into one JSON object on stdout
+    assert main(["report", "--data-dir", str(data_dir), "--json", "--html"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["reranked"]["pages_with_misplaced@10"] < metrics["naive"]["pages_with_misplaced@10"]
+    reports = data_dir / "reports" / "pages"
+    assert (reports / "index.html").exists()
+    assert len(list(reports.glob("*.html"))) == pages + 1

@@ -31,6 +31,8 @@ FAILPOINTS = (
 )
 # differ from run to run by design: the run, when a model was trained, where its file lives (another data root)
 VOLATILE = {"run_id", "fusion_model.trained_at", "fusion_model.path"}
+# carried from publication to publication, or compared with the previous one: checked by _published_runs
+HISTORY = {"runs", "ranking_history", "page_health", "rank_churn"}
 
 
 def fingerprint(db: Path) -> str:
@@ -38,12 +40,21 @@ def fingerprint(db: Path) -> str:
     digest = hashlib.sha256()
     with duckdb.connect(str(db), read_only=True) as con:
         names = sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall())
-        for name in names:
+        for name in (n for n in names if n not in HISTORY):
             described = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
             columns = [c for c in described if c not in VOLATILE and f"{name}.{c}" not in VOLATILE]
             rows = con.execute(f'SELECT {", ".join(columns)} FROM "{name}" ORDER BY ALL').fetchall()
             digest.update(f"{name}:{columns}:{rows}".encode())
     return digest.hexdigest()
+
+
+def _published_runs(db: Path) -> list[str]:
+    """The runs in the file's history, oldest first; the latest one's snapshot must be what rankings shows."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = [r for (r,) in con.execute("SELECT run_id FROM runs ORDER BY published_at").fetchall()]
+        snapshot = con.execute("SELECT count(*) FROM ranking_history WHERE run_id = ?", [runs[-1]]).fetchall()
+        assert snapshot[0][0] == con.execute("SELECT count(*) FROM rankings").fetchall()[0][0]
+    return runs
 
 
 def _next_night(catalog: Path) -> None:
@@ -70,12 +81,14 @@ def test_a_nightly_killed_at_any_moment_loses_nothing(demo_root: Path, tmp_path:
     new_dagster_home(demo_root / "dagster_home")
     assert run_cli(_env(demo_root), "run").returncode == 0
     db = demo_root / "seestocks.duckdb"
-    last_good = fingerprint(db)
+    last_good, history = fingerprint(db), _published_runs(db)
     _next_night(demo_root / "demo" / "catalog.csv")
 
     uninterrupted = tmp_path / "uninterrupted"
     shutil.copytree(demo_root, uninterrupted)
+    start = time.perf_counter()
     done = run_cli(_env(uninterrupted), "run")
+    run_seconds = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-2000:]
     expected = fingerprint(uninterrupted / "seestocks.duckdb")
     assert expected != last_good  # the night changed the pages
@@ -84,16 +97,19 @@ def test_a_nightly_killed_at_any_moment_loses_nothing(demo_root: Path, tmp_path:
         killed = run_cli(_env(demo_root, SEESTOCKS_FAILPOINT=point), "run")
         assert killed.returncode == -signal.SIGKILL, f"{point}: the run was not killed there ({killed.returncode})"
         assert snapshot_problems(db) == [] and fingerprint(db) == last_good, f"killed at {point}"
+        assert _published_runs(db) == history
     rng = random.Random(11)
     for _ in range(4):  # and at moments nobody chose
         proc = subprocess.Popen([str(BIN / "seestocks-rank"), "run"], env=_env(demo_root), cwd=PROJECT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(3.0, 14.0))
+        time.sleep(rng.uniform(0.15, 0.95) * run_seconds)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert snapshot_problems(db) == []
         assert fingerprint(db) in (last_good, expected)  # the old file, or the new one once swapped in
+        assert _published_runs(db)[: len(history)] == history  # no history lost
 
     final = run_cli(_env(demo_root), "run")
     assert final.returncode == 0, final.stderr[-2000:]
     assert snapshot_problems(db) == [] and fingerprint(db) == expected
+    assert _published_runs(db)[: len(history)] == history and len(_published_runs(db)) > len(history)

@@ -8,7 +8,14 @@ import pytest
 
 from seestocks_rank.numeric import array_series, vectors
 from seestocks_rank.retrieval.embeddings import embed_products
-from seestocks_rank.store.embedding_store import CHUNKS, MANIFEST, MANIFEST_COLUMNS, PREVIOUS_MANIFEST, EmbeddingStore
+from seestocks_rank.store.embedding_store import (
+    CHUNKS,
+    MANIFEST,
+    MANIFEST_COLUMNS,
+    PARTIAL_MANIFEST,
+    PREVIOUS_MANIFEST,
+    EmbeddingStore,
+)
 
 
 def _products() -> pl.DataFrame:
@@ -232,3 +239,41 @@ def test_hashing_bag_of_words_encoder_is_deterministic_and_clusters_shared_words
     assert (a[3] == 0).all()  # no words: a zero vector
     assert a[0] @ a[1] > 0.7 and abs(a[0] @ a[2]) < 0.5
     assert HashingEncoder(dim=64, seed=1).model_version != HashingEncoder(dim=64).model_version
+
+
+class _DiesOnSecondSlice:
+    """An encoder whose process 'dies' (raises) on its second call: a run killed mid-catalog."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+        self.dim, self.model_version = inner.dim, inner.model_version
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt("killed")
+        return self.inner.encode(texts)
+
+
+def test_a_run_killed_mid_encoding_resumes_from_the_slices_it_wrote(hashing_encoder, tmp_path) -> None:
+    dying = _DiesOnSecondSlice(hashing_encoder)
+    with pytest.raises(KeyboardInterrupt):
+        embed_products(_products(), dying, tmp_path, slice_rows=2)
+    assert (tmp_path / PARTIAL_MANIFEST).exists() and not (tmp_path / MANIFEST).exists()
+    hashing_encoder.encoded = 0
+
+    run = embed_products(_products(), hashing_encoder, tmp_path, EmbeddingStore.open(tmp_path), slice_rows=2)
+    assert (run.resumed, run.encoded, hashing_encoder.encoded) == (2, 2, 2)  # the first slice is not redone
+    run.store.commit()
+    assert not (tmp_path / PARTIAL_MANIFEST).exists()
+    uninterrupted = embed_products(_products(), hashing_encoder, tmp_path / "whole").store
+    for offer in ("o1", "o2", "o3", "o4"):
+        np.testing.assert_array_equal(_vec(run.store, offer), _vec(uninterrupted, offer))
+
+
+def test_a_partial_manifest_of_another_model_is_not_resumed(hashing_encoder, tmp_path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        embed_products(_products(), _DiesOnSecondSlice(hashing_encoder), tmp_path, slice_rows=2)
+    hashing_encoder.model_version = "another-model"
+    run = embed_products(_products(), hashing_encoder, tmp_path, slice_rows=2)
+    assert (run.resumed, run.encoded) == (0, 4)
