@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.defs_state.base import DefsStateStorage
 
 from assets.definitions import build_resources
 from assets.runner import materialize_all_pages
@@ -15,6 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # A few seconds of cross-encoder fine-tuning: enough to exercise the path, not to learn much.
 FAST_SETTINGS = RankingSettings(cross_encoder_minutes=0.05, cross_encoder_epochs=0.2)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_instance_context():
+    """A schedule/sensor context or instance left open keeps its instance as Dagster's current state storage;
+    once that instance is collected, any later Definitions load in the process fails (a weakref error)."""
+    yield
+    assert DefsStateStorage.get() is None, "a test left a Dagster instance context open: use `with`"
 
 
 @pytest.fixture(scope="session")

@@ -61,10 +61,10 @@ def _tick(instance: dg.DagsterInstance, inputs: InputsResource):
 def test_nightly_schedule_requests_one_run_over_all_pages():
     with dg.instance_for_test() as instance:
         when = datetime(2026, 11, 2, tzinfo=UTC)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        assert isinstance(nightly_schedule(context), dg.SkipReason)
-        instance.add_dynamic_partitions(CATEGORY_PAGES, ["10-a", "20-b", "30-c"])
-        request = nightly_schedule(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            assert isinstance(nightly_schedule(context), dg.SkipReason)
+            instance.add_dynamic_partitions(CATEGORY_PAGES, ["10-a", "20-b", "30-c"])
+            request = nightly_schedule(context)
     assert isinstance(request, dg.RunRequest)
     assert request.tags[RANGE_START] == "10-a" and request.tags[RANGE_END] == "30-c"
 

@@ -57,9 +57,8 @@ def test_daemon_ranks_backfills_and_survives_page_changes_while_analysts_read(
         wait_for(lambda: _publications(instance) > published and _finished(dev), 300, "the automatic publication")
 
         # The nightly run, launched as the schedule launches it; pages change while it runs.
-        request = nightly_schedule(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC))
-        )
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC)) as context:
+            request = nightly_schedule(context)
         nightly = dev.launch_job("nightly_rankings", request.tags)
         status = lambda: next(r for r in dev.runs() if r["runId"] == nightly)["status"]  # noqa: E731
         wait_for(lambda: status() in ("STARTED", "SUCCESS"), 120, "the nightly to start", poll=0.3)
