@@ -7,9 +7,9 @@ from assets._metadata import preview, timed
 from assets.partitions import category_pages_partitions, page_ids, single_run
 from resources import ComputeResource, RankingSettings, StorageResource, TextModelResource, VisionModelResource
 from seestocks_rank.inputs.taxonomy import Taxonomy
-from seestocks_rank.retrieval.centroids import page_centroids, page_prompt
+from seestocks_rank.retrieval.centroids import page_centroids, page_prompt, tagged_products
 from seestocks_rank.retrieval.embeddings import embed_products
-from seestocks_rank.retrieval.index import retrieve_candidates
+from seestocks_rank.retrieval.index import add_tagged_products, retrieve_candidates
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
 
@@ -135,11 +135,15 @@ def candidate_sets(
     category_pages: pl.DataFrame,
     taxonomy_centroids: pl.DataFrame,
     product_embeddings: EmbeddingStore,
+    catalog: pl.DataFrame,
+    taxonomy: pl.DataFrame,
     compute: ComputeResource,
     settings: RankingSettings,
 ) -> pl.DataFrame:
-    """Nearest products to each page centroid: ``candidate_multiplier`` x ``page_size`` per page. A page of
-    the run that left the pages file since the run was planned gets no candidates (and is not published)."""
+    """Nearest products to each page centroid (``candidate_multiplier`` x ``page_size`` per page) plus the
+    page's tagged products the search missed (as many again at most, nearest the centroid first), so
+    retrieval only adds to what the tags got right. A page of the run that left the pages file since the run
+    was planned gets no candidates (and is not published)."""
     keys = page_ids(context.partition_keys)
     active = set(category_pages.get_column("category_id").to_list())
     retired = sorted(set(keys) - active)
@@ -158,10 +162,18 @@ def candidate_sets(
         use_gpu=compute.faiss_use_gpu(),
         timings=timings,
     )
+    searched = candidates.height
+    if settings.tagged_candidates:
+        with timed(timings, "tagged_s"):
+            tagged = tagged_products(catalog, centroids.select("category_id"), Taxonomy.from_nodes(taxonomy))
+            candidates = add_tagged_products(
+                candidates, centroids, tagged, product_embeddings, settings.candidates_per_page
+            )
     context.add_output_metadata(
         {
             "pages": len(keys),
             "candidates": candidates.height,
+            "tagged_added": candidates.height - searched,
             "per_page": settings.candidates_per_page,
             "index": settings.index_kind,
             **timings,

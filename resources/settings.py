@@ -17,6 +17,9 @@ class RankingSettings(dg.ConfigurableResource):
     # retrieval
     candidate_multiplier: float = 4.0  # candidates per page = page_size x this (SeeStocks: 3-5x)
     index_kind: str = "flat"
+    # retrieval can only add: a page's candidates also hold its tagged products (its category and below) the
+    # search missed, up to candidates_per_page of them (those nearest the centroid); false: the search alone
+    tagged_candidates: bool = True
     centroid_trim: float = 0.25
     centroid_prompt_weight: float = 0.35
     # reranking

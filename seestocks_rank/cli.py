@@ -101,6 +101,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from seestocks_rank.evaluation.run_score import score_run
+
+    root = _root(args)
+    duckdb_path = Path(args.duckdb) if args.duckdb else root.duckdb
+    result = score_run(duckdb_path, args.truth, ks=tuple(args.k or (10, 50)), pages_path=args.pages)
+    lines = [f"run {result['run_id']}: {result['pages']} pages, {result['offers_with_truth']} offers with truth"]
+    for name in ("naive", "pipeline"):
+        lines.append(f"{name:>8}: " + ", ".join(f"{key} {value}" for key, value in result[name].items()))
+    _emit(args, "\n".join(lines), {"duckdb": str(duckdb_path), "truth": str(args.truth), **result})
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if not (_root(args).demo / "catalog.csv").exists():
         cmd_generate(args)
@@ -244,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="backfill only this page: a name ('Tool Bags'), a category id or a partition key "
                      "(repeatable); then re-publish")  # fmt: skip
     report_options(command("report", "naive (tagged, cheapest first) versus reranked pages", cmd_report))
+    score = command("score", "score the published pages against a truth file (true category per product)",
+                    cmd_score)  # fmt: skip
+    score.add_argument(
+        "--truth",
+        required=True,
+        help="CSV/Parquet: product_id (+ retailer) or offer_id, true_category_id [, cluster_id]",
+    )
+    score.add_argument("--pages", help="score only these pages (CSV/Parquet with category_id)")
+    score.add_argument("--duckdb", help="the published file to score (default: <data root>/seestocks.duckdb)")
+    score.add_argument("--k", type=int, action="append", help="page depth of the figures (repeatable; 10 and 50)")
     demo = command("demo", "generate the demo if missing, run the pipeline, print the report", cmd_demo)
     demo_options(demo)
     report_options(demo)
@@ -290,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown_once(record: logging.LogRecord) -> bool:
+    """Inside a run's steps Dagster attaches its handler to the library's logger and prints its lines
+    (``managed_python_loggers``): the command's own handler leaves those to it."""
+    library = logging.getLogger("seestocks_rank")
+    return not (record.name.startswith("seestocks_rank") and library.handlers)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # the project's lines at the chosen level; other libraries' (alembic, httpx, ...) only from WARNING, or
@@ -298,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level if debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     logging.getLogger("seestocks_rank").setLevel(args.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_shown_once)
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:

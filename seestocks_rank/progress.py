@@ -34,6 +34,7 @@ class Progress:
         self.every_s = LOG_EVERY_S if every_s is None else every_s
         self.logger = logger or logging.getLogger("seestocks_rank.progress")
         self.done = 0
+        self.logged_done = 0  # ``done`` at the last line logged
         self.start = self.last_log = time.perf_counter()
         self.bar = None
         if sys.stderr.isatty() and total > 0:
@@ -57,13 +58,13 @@ class Progress:
             self.bar.update(n)
         now = time.perf_counter()
         if now - self.last_log >= self.every_s:
-            self.last_log = now
+            self.last_log, self.logged_done = now, self.done
             self.logger.info(self.line())
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.last_log > self.start:  # it logged along the way: say it is done
+        if self.last_log > self.start and self.logged_done != self.done:  # it logged along the way: say it is done
             self.logger.info(self.line())
 
     def __enter__(self) -> Progress:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from seestocks_rank.benchmarks.dedup import dedup_benchmark
 from seestocks_rank.benchmarks.mistag import mistag_benchmark
+from seestocks_rank.benchmarks.run_inputs import add_run_inputs_parser
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.store.model_cache import CachedTextEncoder, cached
 
@@ -77,3 +78,4 @@ def add_bench_parsers(bench: argparse._SubParsersAction) -> None:
     dedup.add_argument("--offers", required=True, help="product_id, title, retailer, price, cluster_id [, block]")
     dedup.add_argument("--cache-dir", help="embeddings cache (default: $SEESTOCKS_CACHE_DIR or a tmp dir)")
     dedup.set_defaults(func=cmd_bench_dedup)
+    add_run_inputs_parser(bench)

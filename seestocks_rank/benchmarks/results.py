@@ -25,9 +25,11 @@ def machine_info() -> dict[str, object]:
     except Exception:  # noqa: BLE001 - informational only
         gpu = "unknown"
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=PROJECT
-        ).stdout.strip()
+        git = ("git", "-C", str(PROJECT))
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout
+        if changed.strip():  # the code measured is not the commit's alone
+            commit += " + uncommitted changes"
     except OSError:
         commit = ""
     return {

@@ -41,6 +41,13 @@ def page_members(products: pl.DataFrame, pages: pl.DataFrame, taxonomy: Taxonomy
     )
 
 
+def tagged_products(catalog: pl.DataFrame, pages: pl.DataFrame, taxonomy: Taxonomy) -> pl.DataFrame:
+    """``category_id, offer_id``: each page's tagged products (its category and below), from the catalog's
+    ``offer_id, category_id``."""
+    members = page_members(catalog, pages, taxonomy)
+    return members.select("category_id", catalog.get_column("offer_id").gather(members.get_column("row")))
+
+
 def robust_centroid(
     members: np.ndarray,
     prompt: np.ndarray,

@@ -1,4 +1,5 @@
-"""Stage 1, the vector index: FAISS over every product vector, all page centroids searched in one batch."""
+"""Stage 1, the vector index: FAISS over every product vector, all page centroids searched in one batch,
+and each page's tagged products added to what the search found (retrieval can only add)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,49 @@ def retrieve_candidates(
         index = build_index(store.vectors("fused"), kind=index_kind, use_gpu=use_gpu)
     with timed(timings, "search_s"):
         return search_candidates(index, centroids, store.manifest.get_column("offer_id"), k)
+
+
+_SCORE_ROWS = 100_000  # tagged rows scored per block: bounds the gathered vectors to ~150 MB at 384 dims
+
+
+def add_tagged_products(
+    candidates: pl.DataFrame,
+    centroids: pl.DataFrame,
+    tagged: pl.DataFrame,
+    store: EmbeddingStore,
+    per_page: int,
+) -> pl.DataFrame:
+    """Each page's candidates: the search's nearest neighbours plus the page's tagged products (its category
+    and below, ``tagged``: ``category_id, offer_id``) the search missed, the ``per_page`` of them nearest the
+    centroid. Retrieval recovers what the tags missed and never loses what they got right; the filter and
+    the model decide what stays. ``retrieval_rank`` is re-numbered by cosine within each page.
+    """
+    keys = ["category_id", "offer_id"]
+    missed = (
+        tagged.select(keys)
+        .unique()
+        .join(candidates.select(keys), on=keys, how="anti")
+        .join(store.manifest.select("offer_id"), on="offer_id", how="semi")
+        .join(centroids.select("category_id").with_row_index("_page"), on="category_id", how="inner")
+        .sort(keys)
+    )
+    centroid_matrix = np.asarray(centroids.get_column("centroid").to_list(), dtype=np.float32)
+    pages = missed.get_column("_page").to_numpy()
+    scores = np.empty(missed.height, dtype=np.float32)
+    for start in range(0, missed.height, _SCORE_ROWS):  # blocks of rows, vectorised within
+        block = slice(start, start + _SCORE_ROWS)
+        vectors = store.vectors("fused", missed.get_column("offer_id")[block])
+        scores[block] = np.einsum("ij,ij->i", vectors, centroid_matrix[pages[block]])
+    added = (
+        missed.drop("_page")
+        .with_columns(pl.Series("retrieval_score", scores, dtype=pl.Float32))
+        .filter(pl.col("retrieval_score").rank("ordinal", descending=True).over("category_id") <= per_page)
+    )
+    union = pl.concat([candidates.drop("retrieval_rank"), added], how="diagonal_relaxed")
+    rank = pl.col("retrieval_score").rank("ordinal", descending=True).over("category_id").cast(pl.Int32)
+    return (
+        union.sort("category_id", "offer_id")
+        .with_columns(rank.alias("retrieval_rank"))
+        .select(candidates.columns)
+        .sort("category_id", "retrieval_rank")
+    )

@@ -69,13 +69,18 @@ def duplicate_groups(
     signatures: np.ndarray,
     prices: np.ndarray,
     *,
+    retailers: np.ndarray | None = None,
     min_cosine: float = 0.9,
     max_price_ratio: float = 1.6,
 ) -> np.ndarray:
     """Group label per row: rows of one page linked when their embeddings are near-identical, their
-    number signatures agree and their prices are within a ratio (transitively, as components)."""
+    number signatures agree and their prices are within a ratio (transitively, as components).
+
+    With ``retailers``, only offers of different retailers are linked: a retailer lists a product once, so
+    two near-identical titles of one retailer are variants (sizes, colours, packs), not duplicates."""
     labels = np.empty(len(page_ids), dtype=np.int64)
     signatures = np.unique(np.asarray(signatures, dtype=object).astype(str), return_inverse=True)[1].ravel()
+    shops = None if retailers is None else np.unique(np.asarray(retailers).astype(str), return_inverse=True)[1]
     order = np.argsort(page_ids, kind="stable")
     bounds = np.flatnonzero(np.diff(page_ids[order])) + 1
     offset = 0
@@ -85,6 +90,8 @@ def duplicate_groups(
         same &= signatures[rows][:, None] == signatures[rows][None, :]
         p = prices[rows]
         same &= np.maximum(p[:, None], p[None, :]) <= max_price_ratio * np.minimum(p[:, None], p[None, :])
+        if shops is not None:
+            same &= shops[rows][:, None] != shops[rows][None, :]
         i, j = np.nonzero(same)
         comp = components(len(rows), i, j)
         labels[rows] = comp + offset

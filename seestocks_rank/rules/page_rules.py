@@ -34,14 +34,21 @@ class RuleConfig:
 
 
 def duplicate_groups(
-    page_ids: np.ndarray, vectors: np.ndarray, signatures: np.ndarray, prices: np.ndarray, config: RuleConfig
+    page_ids: np.ndarray,
+    vectors: np.ndarray,
+    signatures: np.ndarray,
+    prices: np.ndarray,
+    config: RuleConfig,
+    retailers: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Group label per row (see :func:`seestocks_rank.dedup.duplicate_groups`) with ``config``'s thresholds."""
+    """Group label per row (see :func:`seestocks_rank.rules.dedup.duplicate_groups`) with ``config``'s
+    thresholds; with ``retailers``, only offers of different retailers are linked."""
     return _duplicate_groups(
         page_ids,
         vectors,
         signatures,
         prices,
+        retailers=retailers,
         min_cosine=config.dedup_min_cosine,
         max_price_ratio=config.dedup_max_price_ratio,
     )
@@ -76,6 +83,7 @@ def apply_rules(
         signatures,
         scored.get_column("price").to_numpy(),
         config,
+        scored.get_column("retailer").to_numpy(),
     )
     age_days = (pl.lit(reference_time).dt.replace_time_zone("UTC") - pl.col("last_seen")).dt.total_seconds() / 86400
     df = scored.with_columns(
@@ -90,19 +98,13 @@ def apply_rules(
     has_flags = "out_of_category_reason" in df.columns
     flagged = pl.col("out_of_category_reason").is_not_null() if has_flags else pl.lit(False)
     passing = (pl.col("final_score") >= config.min_confidence) & flagged.not_()
-    df = df.with_columns(
-        pl.col("final_score").max().over("_group").alias("_group_score"),
-        pl.col("score" if "score" in df.columns else "final_score").max().over("_group").alias("_group_raw"),
-        pl.col("centroid_cosine" if "centroid_cosine" in df.columns else "final_score")
-        .max()
-        .over("_group")
-        .alias("_group_similarity"),
-        pl.col("offer_id")
-        .sort_by(passing.not_(), "price", "final_score", descending=[False, False, True])
-        .first()
-        .over("_group")
-        .alias("_kept"),
-    )
+    df = _group_columns(df, passing)
+    # A group joined through another retailer's offer (A1 ~ B ~ A2) may still hold two offers of the kept
+    # offer's retailer: those are that retailer's variants, not duplicates, so each becomes its own group.
+    same_shop = (pl.col("offer_id") != pl.col("_kept")) & (pl.col("retailer") == pl.col("_kept_retailer"))
+    if df.select(same_shop.any()).item():
+        split = pl.when(same_shop).then(-1 - pl.int_range(pl.len())).otherwise(pl.col("_group"))
+        df = _group_columns(df.with_columns(split.alias("_group")), passing)
     is_dup = pl.col("offer_id") != pl.col("_kept")
     low = pl.col("_group_score").is_null() | (pl.col("_group_score") < config.min_confidence)
     df = df.with_columns(
@@ -131,7 +133,27 @@ def apply_rules(
         .alias("reason"),
     )
     df = _diversify_and_rank(df, config)
-    return df.drop("_group", "_group_score", "_group_raw", "_group_similarity", "_kept")
+    return df.drop("_group", "_group_score", "_group_raw", "_group_similarity", "_kept", "_kept_retailer")
+
+
+def _group_columns(df: pl.DataFrame, passing: pl.Expr) -> pl.DataFrame:
+    """Per duplicate group: its best confidence, raw score and centroid similarity (the group's place on the
+    page), and the offer it shows (the cheapest that passes the cut) with that offer's retailer."""
+    kept_order = (passing.not_(), "price", "final_score")
+    return df.with_columns(
+        pl.col("final_score").max().over("_group").alias("_group_score"),
+        pl.col("score" if "score" in df.columns else "final_score").max().over("_group").alias("_group_raw"),
+        pl.col("centroid_cosine" if "centroid_cosine" in df.columns else "final_score")
+        .max()
+        .over("_group")
+        .alias("_group_similarity"),
+        pl.col("offer_id").sort_by(*kept_order, descending=[False, False, True]).first().over("_group").alias("_kept"),
+        pl.col("retailer")
+        .sort_by(*kept_order, descending=[False, False, True])
+        .first()
+        .over("_group")
+        .alias("_kept_retailer"),
+    )
 
 
 def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:

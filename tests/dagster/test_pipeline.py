@@ -113,6 +113,27 @@ def test_out_of_category_products_are_kept_off_the_pages_with_a_reason(pipeline_
     assert recall > 0.5 and false_removal < 0.1
 
 
+def test_retrieval_only_adds_to_what_the_tags_got_right(pipeline_run):
+    """Every product tagged within a page (up to the per-page cap) is among the page's candidates."""
+    from seestocks_rank.inputs.taxonomy import Taxonomy
+    from seestocks_rank.retrieval.centroids import tagged_products
+
+    instance, _, data_dir = pipeline_run
+    store = TableStore(DataRoot.at(data_dir).tables)
+    catalog, candidates = store.read("catalog"), store.read_partitions("candidate_sets")
+    pages = candidates.select("category_id").unique()
+    tagged = tagged_products(catalog, pages, Taxonomy.from_nodes(store.read("taxonomy")))
+    cap = FAST_SETTINGS.candidates_per_page
+    small = tagged.filter(pl.len().over("category_id") <= cap)
+    assert small.height > 0
+    assert small.join(candidates, on=["category_id", "offer_id"], how="anti").height == 0
+    per_page = tagged.join(candidates, on=["category_id", "offer_id"], how="semi").group_by("category_id").len()
+    assert per_page.get_column("len").max() <= 2 * cap  # found by the search, plus at most cap added
+    assert candidates.select(pl.struct("category_id", "offer_id").is_unique().all()).item()
+    searched = pages.height * min(cap, catalog.height)  # the search returns cap neighbours per page
+    assert _metadata(instance, "candidate_sets")["tagged_added"] == candidates.height - searched
+
+
 def test_every_offer_gets_a_predicted_category(pipeline_run):
     instance, _, data_dir = pipeline_run
     store = TableStore(DataRoot.at(data_dir).tables)

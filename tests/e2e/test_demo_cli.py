@@ -32,3 +32,13 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     reports = data_dir / "reports" / "pages"
     assert (reports / "index.html").exists()
     assert len(list(reports.glob("*.html"))) == pages + 1
+
+    # the published run scored against the demo's truth (true category and product cluster per offer)
+    truth = data_dir / "demo" / "truth.parquet"
+    assert main(["--data-dir", str(data_dir), "score", "--truth", str(truth), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["pages"] == pages and scored["offers_with_truth"] > 0
+    naive, pipeline = scored["naive"], scored["pipeline"]
+    assert pipeline["pages_misplaced@10"] < naive["pages_misplaced@10"]
+    assert pipeline["duplicate_slots@10"] < naive["duplicate_slots@10"]
+    assert 0 < pipeline["coverage@50"] <= 1 and 0 < pipeline["max_retailer_share@10"] <= 1

@@ -14,7 +14,7 @@ from seestocks_rank.retrieval.centroids import (
     page_prompt,
     robust_centroid,
 )
-from seestocks_rank.retrieval.index import build_index, search_candidates
+from seestocks_rank.retrieval.index import add_tagged_products, build_index, search_candidates
 
 # 1 Food
 #   2 Food > Vegetables
@@ -253,3 +253,42 @@ def test_k_larger_than_index_is_clipped() -> None:
 def test_unknown_index_kind_raises() -> None:
     with pytest.raises(ValueError, match="unknown index kind 'annoy'"):
         build_index(_random_unit(4, 4, seed=0), kind="annoy", use_gpu=False)
+
+
+class _Vectors:
+    """The two things :func:`add_tagged_products` reads from an embedding store: its offers and their vectors."""
+
+    def __init__(self, vectors: np.ndarray, offer_ids: pl.Series):
+        self.manifest = pl.DataFrame({"offer_id": offer_ids})
+        self._rows = {o: i for i, o in enumerate(offer_ids.to_list())}
+        self._vectors = vectors
+
+    def vectors(self, kind: str, offer_ids: pl.Series) -> np.ndarray:
+        return self._vectors[[self._rows[o] for o in offer_ids.to_list()]]
+
+
+def test_retrieval_only_adds_to_the_tagged_products(corpus) -> None:
+    """A page's tagged products far from its centroid are still candidates (nearest first, at most
+    ``per_page``), the search's neighbours keep their ranks, and nothing is listed twice."""
+    base, queries, offer_ids = corpus
+    k = 10
+    centroids = _centroid_frame(queries[:2], [100, 101])
+    searched = search_candidates(build_index(base, kind="flat", use_gpu=False), centroids, offer_ids, k)
+    far = np.argsort(queries[0] @ base.T)[:30]  # page 100's tags: its 30 farthest products ...
+    tagged = pl.DataFrame(
+        {
+            "category_id": [100] * 32 + [101],
+            "offer_id": [*offer_ids.gather(far).to_list(), *searched["offer_id"][:2].to_list(), "o-unknown"],
+        }
+    )  # ... plus two it found anyway, and an offer the store does not hold
+    out = add_tagged_products(searched, centroids, tagged, _Vectors(base, offer_ids), per_page=25)
+    assert out.columns == searched.columns and out.schema == searched.schema
+    page = out.filter(pl.col("category_id") == 100)
+    assert page.get_column("offer_id").n_unique() == page.height == k + 25
+    assert page.get_column("retrieval_rank").to_list() == list(range(1, k + 26))
+    assert page.head(k).equals(searched.filter(pl.col("category_id") == 100))  # the search's ranks hold
+    added = set(page.tail(25).get_column("offer_id").to_list())
+    assert added == set(offer_ids.gather(far[5:]).to_list())  # the 25 nearest of the 30 missed tags
+    expected = base[far[5:]] @ queries[0]
+    np.testing.assert_allclose(np.sort(page.tail(25)["retrieval_score"].to_numpy()), np.sort(expected), rtol=1e-5)
+    assert out.filter(pl.col("category_id") == 101).equals(searched.filter(pl.col("category_id") == 101))

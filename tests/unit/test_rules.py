@@ -101,6 +101,7 @@ def test_dedup_keeps_cheapest_offer_shown() -> None:
             {"category_id": 1, "offer_id": "C", "title": "Onions 1 kg", "price": 3, "confidence": 0.8, "vec": 5},
         ]
     )
+    df = df.with_columns(pl.Series("retailer", ["r1", "r2", "r3", "r1"]))
     out = _by_offer(apply_rules(df, vecs, REF))
     assert out["B"]["status"] == "shown" and out["B"]["duplicate_of"] is None
     for dup in ("A", "D"):
@@ -111,6 +112,48 @@ def test_dedup_keeps_cheapest_offer_shown() -> None:
     # The kept offer is placed by its group's best score (A's 0.9), above C's 0.8.
     assert out["B"]["rank"] == 1 and out["C"]["rank"] == 2
     assert out["B"]["final_score"] == pytest.approx(0.7)  # its own score is unchanged
+
+
+def test_dedup_never_merges_two_offers_of_one_retailer() -> None:
+    """One shop's near-identical titles are its variants (Hacendado olive oil 0,4º at 4.95 and in a bigger
+    bottle at 22.95 share the numbers of the title): both stay on the page."""
+    olive = "Aceite de oliva 0,4º Hacendado"
+    df, vecs = _scored(
+        [
+            {"category_id": 1, "offer_id": "small", "title": olive, "price": 4.95, "confidence": 0.9, "vec": 0},
+            {"category_id": 1, "offer_id": "large", "title": olive, "price": 5.5, "confidence": 0.8, "vec": 0},
+        ]
+    )
+    out = _by_offer(apply_rules(df, vecs, REF))
+    assert out["small"]["status"] == out["large"]["status"] == "shown"
+    assert out["small"]["duplicate_of"] is None and out["large"]["duplicate_of"] is None
+
+
+def test_dedup_through_another_retailer_keeps_the_kept_retailers_variants() -> None:
+    """A1 ~ B ~ A2 links A1 and A2 through B: B's and A2's offers fold into the cheapest (A1), but A2 (same
+    shop as A1) is A1's variant, not its duplicate, and stays shown."""
+    df, vecs = _scored(
+        [
+            {"category_id": 1, "offer_id": "A1", "retailer": "a", "price": 10, "confidence": 0.9, "vec": 0},
+            {"category_id": 1, "offer_id": "B", "retailer": "b", "price": 11, "confidence": 0.9, "vec": 0},
+            {"category_id": 1, "offer_id": "A2", "retailer": "a", "price": 12, "confidence": 0.9, "vec": 0},
+        ]
+    )
+    out = _by_offer(apply_rules(df.with_columns(pl.lit("Pimiento 1 kg").alias("title")), vecs, REF))
+    assert out["A1"]["status"] == "shown" and out["B"]["duplicate_of"] == "A1"
+    assert out["A2"]["status"] == "shown" and out["A2"]["duplicate_of"] is None
+
+
+def test_duplicate_groups_link_only_different_retailers() -> None:
+    vectors = _unit_rows(*([np.eye(4)[0]] * 3))
+    labels = duplicate_groups(
+        np.array([1, 1, 1]), vectors, np.array(["1"] * 3), np.ones(3), RuleConfig(), np.array(["a", "a", "b"])
+    )
+    assert labels[0] == labels[2] and labels[1] == labels[2]  # both a's match b's offer: one component
+    alone = duplicate_groups(
+        np.array([1, 1]), vectors[:2], np.array(["1"] * 2), np.ones(2), RuleConfig(), np.array(["a", "a"])
+    )
+    assert alone[0] != alone[1]
 
 
 def test_dedup_does_not_merge_across_pages() -> None:
@@ -208,7 +251,8 @@ def test_ranks_contiguous_per_page_and_overflow() -> None:
     rows = [{"category_id": 7, "offer_id": f"p7-{i}", "confidence": 0.9 - 0.05 * i} for i in range(5)]
     rows += [{"category_id": 3, "offer_id": f"p3-{i}", "confidence": 0.9 - 0.05 * i} for i in range(2)]
     rows += [{"category_id": 3, "offer_id": "p3-low", "confidence": 0.1}]
-    rows += [{"category_id": 7, "offer_id": "p7-dup", "confidence": 0.95, "price": 12, "vec": 0, "title": "p7-0"}]
+    dup = {"confidence": 0.95, "price": 12, "vec": 0, "title": "p7-0", "retailer": "r1"}
+    rows += [{"category_id": 7, "offer_id": "p7-dup", **dup}]
     df, vecs = _scored(rows)
     out = apply_rules(df, vecs, REF, RuleConfig(page_size=3))
     # Sorted by page then rank, non-ranked rows last within their page.

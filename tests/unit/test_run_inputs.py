@@ -1,0 +1,54 @@
+"""A labelled catalog written as run inputs: mis-tags at the asked rate, judgments graded by the truth on
+some pages, and the other pages listed for scoring."""
+
+from pathlib import Path
+
+import polars as pl
+
+from seestocks_rank.benchmarks.run_inputs import write_run_inputs
+from seestocks_rank.inputs.taxonomy import Taxonomy
+
+TAXONOMY = """# Google_Product_Taxonomy_Version: test
+1 - Food
+2 - Food > Peppers
+3 - Food > Sauces
+4 - Hardware
+5 - Hardware > Tool Bags
+6 - Hardware > Tool Boxes
+7 - Hardware > Tool Boxes > Metal Tool Boxes
+"""
+
+
+def test_run_inputs_from_a_labelled_catalog(tmp_path: Path) -> None:
+    taxonomy = Taxonomy.from_text(TAXONOMY)
+    leaves = [2, 3, 5, 7]
+    catalog = pl.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(400)],
+            "title": [f"product {i}" for i in range(400)],
+            "retailer": ["shop"] * 400,
+            "price": ["1.0"] * 400,
+            "category_id": [str(leaves[i % 4]) for i in range(400)],
+        }
+    )
+    summary = write_run_inputs(catalog, taxonomy, tmp_path, max_depth=2, min_products=30, judged_share=0.5)
+    pages = pl.read_csv(tmp_path / "category_pages.csv").get_column("category_id").to_list()
+    assert sorted(pages) == [1, 2, 3, 4, 5, 6]  # depth <= 2 with >= 30 products; 7 is too deep
+    assert summary["mistagged"] == 40
+    written = pl.read_csv(tmp_path / "catalog.csv", schema_overrides={"category_id": pl.String})
+    truth = pl.read_csv(tmp_path / "truth.csv")
+    assert (written.get_column("category_id").cast(pl.Int64) != truth.get_column("true_category_id")).sum() == 40
+    judgments = pl.read_csv(tmp_path / "judgments.csv").join(truth, on="product_id")
+    judged = set(judgments.get_column("category_id").to_list())
+    assert len(judged) == 3 and set(judgments.get_column("grade").to_list()) == {0.0, 1.0}
+    belongs = taxonomy.is_within(judgments["true_category_id"].to_numpy(), judgments["category_id"].to_numpy())
+    assert (judgments.get_column("grade").to_numpy() == belongs).all()
+    # a rater also grades products from around the page and from anywhere, not only the page's tagged ones
+    tags = judgments.join(
+        written.select("product_id", pl.col("category_id").cast(pl.Int64).alias("tag")), on="product_id"
+    )
+    untagged = ~taxonomy.is_within(tags["tag"].to_numpy(), tags["category_id"].to_numpy())
+    assert 0.2 < untagged.mean() < 0.5
+    scored = set(pl.read_csv(tmp_path / "scored_pages.csv").get_column("category_id").to_list())
+    assert scored == set(pages) - judged
+    assert Taxonomy.load(tmp_path / "taxonomy.txt") == taxonomy
