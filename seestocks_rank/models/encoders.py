@@ -116,7 +116,7 @@ class HashingEncoder:
         self.seed = seed
         self.chunk_texts = chunk_texts
         self.device = "cpu"
-        self.model_version = f"hashing-bow-d{dim}-s{seed}"
+        self.model_version = f"hashing-bow2-d{dim}-s{seed}"  # bow2: words of any script, accents folded
 
     def _directions(self, word_hashes: np.ndarray) -> np.ndarray:
         """``[n_words, dim]`` approximately Gaussian directions (sum of four uniforms per entry)."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-TOKEN_PATTERN = r"[0-9a-záéíóúñüàèìòùç]+"
+TOKEN_PATTERN = r"[\p{L}\p{N}]+"  # letters and digits of any script
 
 
 def tokens(expr: pl.Expr) -> pl.Expr:
-    """Lower-cased word tokens with a light plural strip (peppers -> pepper, bags -> bag, boxes -> boxe)."""
+    """Word tokens in any language: lower-cased, accents folded (jamón = jamon, größe keeps its ß), with a
+    light plural strip that holds in English and Spanish (peppers -> pepper, pimientos -> pimiento)."""
     return (
         expr.str.to_lowercase()
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{Mn}", "")
         .str.extract_all(TOKEN_PATTERN)
         .list.eval(pl.element().str.replace(r"^(.{2,}[^s])s$", "$1"))
     )

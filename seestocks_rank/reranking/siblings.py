@@ -12,7 +12,7 @@ from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.models.encoders import TextEncoder
 from seestocks_rank.reranking.tree import _membership, children_table
 
-_TOKEN = r"(?u)\b[a-z][a-z0-9]+\b"
+_TOKEN = r"(?u)\b[^\W\d_][^\W_]+\b"  # a letter of any script, then letters or digits
 
 
 @dataclass
@@ -29,10 +29,12 @@ class SiblingDisambiguator:
     encoder: TextEncoder
     titles: list[str] = field(default_factory=list)
     category_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    margin: float = 0.05
+    # Defaults are what tuning on the valid splits chose on both Flipkart and the fashion catalog (and what
+    # bench/results/quality.md measured): a wider margin, the terms' log-odds alone, prompt weight 0.
+    margin: float = 0.08
     top_terms: int = 8
     lexical_terms: int = 8
-    prompt_weight: float = 1.0
+    prompt_weight: float = 0.0
     lexical_weight: float = 0.02
     smoothing: float = 0.5
 
@@ -42,7 +44,9 @@ class SiblingDisambiguator:
         names = self.taxonomy.nodes.get_column("name").to_list()
         docs = list(self.titles) + names
         cats = np.concatenate([np.asarray(self.category_ids, dtype=np.int64), self.taxonomy.ids])
-        self.vectorizer = CountVectorizer(token_pattern=_TOKEN, binary=True, lowercase=True, dtype=np.float32)
+        self.vectorizer = CountVectorizer(
+            token_pattern=_TOKEN, strip_accents="unicode", binary=True, lowercase=True, dtype=np.float32
+        )
         x = self.vectorizer.fit_transform(docs)
         member = _membership(self.taxonomy, cats)
         self._counts = (member.T @ x).tocsr()  # nodes x vocab, sparse: a node uses a sliver of the vocabulary
@@ -99,8 +103,10 @@ class SiblingDisambiguator:
         todo = [p for p in dict.fromkeys(pairs) if p not in self._pair_cache]
         if not todo:
             return
-        prompts = [text for a, b in todo for text in self.prompts(a, b)]
-        vectors = self.encoder.encode(prompts)
+        if self.prompt_weight:
+            vectors = self.encoder.encode([text for a, b in todo for text in self.prompts(a, b)])
+        else:  # prompts carry no weight: no need to encode them
+            vectors = np.zeros((2 * len(todo), self.encoder.dim), dtype=np.float32)
         k = self.lexical_terms
         for n, (a, b) in enumerate(todo):  # a loop over distinct sibling pairs (small arrays each)
             terms, d, _, _ = self._log_odds(a, b)

@@ -177,3 +177,42 @@ def test_a_failed_run_is_recorded_and_posted_to_the_webhook(tmp_path: Path, monk
     [recorded] = [json.loads(line) for line in (tmp_path / "alerts" / FAILURES_FILE).read_text().splitlines()]
     assert recorded["run_id"] == result.run_id and "503" in recorded["steps"]["explode"]
     assert _Hook.received == [recorded]
+
+
+def _blocking_checks_passed(instance: dg.DagsterInstance) -> None:
+    """What a ranking run records besides its tables: every blocking check upstream of the publication passed."""
+    graph = defs.resolve_asset_graph()
+    upstream = graph.get(dg.AssetKey("analyst_database")).parent_keys
+    for check in graph.asset_check_keys:
+        if check.asset_key in upstream and graph.get(check).blocking:
+            evaluation = dg.AssetCheckEvaluation(asset_key=check.asset_key, check_name=check.name, passed=True)
+            instance.report_runless_asset_event(evaluation)
+
+
+def test_publication_waits_for_a_ranking_run_and_follows_a_backfill():
+    """On a fresh deployment nothing is published before the first ranking run (it publishes itself); once a
+    backfill updates a page, the analysts' file and then the page reports are re-published in one run."""
+    publication = dg.AssetSelection.assets("analyst_database", "page_reports")
+
+    def tick(instance: dg.DagsterInstance, previous=None):  # noqa: ANN001, ANN202
+        cursor = previous.cursor if previous else None
+        return dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=publication, cursor=cursor
+        )
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(CATEGORY_PAGES, ["10-a", "20-b"])
+        fresh = tick(instance)
+        assert fresh.total_requested == 0  # nothing ranked yet: no publication run of an empty file
+        _blocking_checks_passed(instance)
+        for asset in ("analyst_database", "page_reports"):  # the first ranking run published
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset))
+        quiet = tick(instance, fresh)
+        assert quiet.total_requested == 0
+        for asset in ("fused_scores", "filtered_rankings"):  # a backfill of one page
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition="20-b"))
+        _blocking_checks_passed(instance)
+        after = tick(instance, quiet)
+        requested = {key for key in (dg.AssetKey("analyst_database"), dg.AssetKey("page_reports"))
+                     if after.get_requested_partitions(key) == {None}}  # fmt: skip
+        assert len(requested) == after.total_requested == 2  # one run: the file, then the reports from it

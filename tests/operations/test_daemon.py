@@ -44,7 +44,10 @@ def test_daemon_ranks_backfills_and_survives_page_changes_while_analysts_read(
     ):
         # A fresh deployment: the pages sensor registers the pages and requests their run; nobody clicks.
         wait_for(lambda: db.exists() and _finished(dev), 420, "the first run of a fresh deployment")
-        [first] = dev.runs()
+        runs = dev.runs()
+        described = [(r["jobName"], r["status"], {k: v for k, v in r["tags"].items() if "/" in k}) for r in runs]
+        assert len(runs) == 1, described
+        [first] = runs
         assert first["status"] == "SUCCESS" and first["jobName"] == "nightly_rankings"
         analyst.start()
 

@@ -277,3 +277,13 @@ def test_out_of_category_evidence_flags_the_mistag_with_a_named_signal(hashing_e
     assert "visual_vote" not in text_only.columns
     with pytest.raises(ValueError, match="page without a centroid row"):
         OutOfCategoryFilter(catalog_context).evidence(pairs.with_columns(pl.lit(1).alias("category_id")), centroids)
+
+
+def test_distinguishing_terms_in_spanish_fold_accents(hashing_encoder) -> None:
+    taxonomy = Taxonomy.from_text("1 - Alimentación\n2 - Alimentación > Jamón\n3 - Alimentación > Embutidos\n")
+    titles = ["Jamón ibérico de bellota", "jamon iberico loncheado", "Chorizo ibérico picante", "Salchichón ibérico"]
+    layer = SiblingDisambiguator(taxonomy, hashing_encoder, titles, np.array([2, 2, 3, 3]), top_terms=3)
+    jamon, embutidos = taxonomy.index_of([2, 3]).tolist()
+    a_terms, b_terms = layer.distinguishing_terms(jamon, embutidos)
+    assert "jamon" in a_terms and "iberico" not in a_terms + b_terms  # both pages' word says nothing
+    assert {"chorizo", "salchichon"} & set(b_terms)

@@ -11,6 +11,18 @@ def test_tokens_lowercase_and_strip_plurals():
     assert out == ["red", "bell", "pepper", "bag", "glass"]
 
 
+def test_tokens_of_any_language_fold_accents_and_keep_every_script():
+    out = pl.select(tokens(pl.lit("Jamón IBÉRICO de bellota, Pimientos del Piquillo; Молоко 1 л")).alias("t")).item()
+    assert out.to_list() == ["jamon", "iberico", "de", "bellota", "pimiento", "del", "piquillo", "молоко", "1", "л"]
+
+
+def test_a_spanish_page_and_its_products_share_their_words():
+    df = pl.DataFrame(
+        {"q": ["Aceites de oliva", "Café molido"], "t": ["Aceite de oliva virgen extra", "CAFE MOLIDO natural"]}
+    )
+    assert df.select(term_coverage(pl.col("q"), pl.col("t"))).to_series().to_list() == [1.0, 1.0]
+
+
 def test_term_coverage_is_the_share_of_query_words_in_the_title():
     df = pl.DataFrame({"q": ["tool bags", "hot sauce", "x"], "t": ["Canvas Tool Bag", "Hot pepper", "y"]})
     assert df.select(term_coverage(pl.col("q"), pl.col("t"))).to_series().to_list() == [1.0, 0.5, 0.0]
