@@ -17,7 +17,7 @@ from assets._metadata import preview, table_metadata
 from assets.partitions import pages_in_flight
 from resources import InputsResource, RankingSettings, StorageResource
 from resources.data_root import past_deadline
-from seestocks_rank.evaluation.page_report import INDEX, health_chart, write_page_reports
+from seestocks_rank.evaluation.page_report import INDEX, write_page_reports
 from seestocks_rank.publication.history import RunRecord, file_fingerprint, history_tables
 from seestocks_rank.publication.schema import (
     ENUM_COLUMNS,
@@ -168,14 +168,16 @@ def page_reports(context: dg.AssetExecutionContext, storage: StorageResource) ->
     """One HTML report per published page (what it shows and why, what the rules kept off, what changed)
     and an index, those needing a look first: ``<data root>/reports/pages``, readable offline."""
     folder = storage.root.reports / "pages"
-    written = write_page_reports(storage.root.duckdb, folder)
-    with duckdb.connect(str(storage.root.duckdb), read_only=True) as con:
-        chart = health_chart(con)
-        look = con.sql("SELECT category_path, why FROM pages_needing_a_look").pl() if chart else pl.DataFrame()
+    reports = write_page_reports(storage.root.duckdb, folder)
+    chart = reports.health_chart
+    look = pl.DataFrame()
+    if chart:
+        with duckdb.connect(str(storage.root.duckdb), read_only=True) as con:
+            look = con.sql("SELECT category_path, why FROM pages_needing_a_look").pl()
     return dg.MaterializeResult(
         metadata={
             "index": dg.MetadataValue.path(str(folder / INDEX)),
-            "pages": len(written) - 1,
+            "pages": len(reports.files) - 1,
             "pages_needing_a_look": look.height,
             "needing_a_look": preview(look, 20) if look.height else dg.MetadataValue.md("_none_"),
             **(

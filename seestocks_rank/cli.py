@@ -95,7 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from seestocks_rank.evaluation.page_report import write_page_reports
 
         folder = Path(args.html) if args.html else root.reports / "pages"
-        written = write_page_reports(root.duckdb, folder, pages=args.page)
+        written = write_page_reports(root.duckdb, folder, pages=args.page).files
         print(f"{len(written) - 1} page report(s) and the index in {folder}", file=sys.stderr)
     _emit(args, report.text, report.metrics)
     return 0

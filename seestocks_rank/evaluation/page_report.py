@@ -10,6 +10,7 @@ import hashlib
 import html
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -164,9 +165,7 @@ def _page_html(data: _ReportData, page: dict, folder: Path) -> str:
     churn = data.of(data.churn, cid).drop("category_id", strict=False).rows()
     exclusions = data.of(data.excluded, cid)
     n_excluded = int(exclusions.get_column("n")[0]) if exclusions.height else 0
-    excluded = (
-        exclusions.select("status", "title", "retailer", "price", "confidence", "reason").rows() if n_excluded else []
-    )
+    excluded = exclusions.select("status", "title", "retailer", "price", "confidence", "reason").rows()
     parts = [f'<p><a href="{INDEX}">All pages</a></p><h1>{_e(path)}</h1>']
     if look:
         parts.append(f'<p class="warn">Needs a look: {_e(look[0][0])}</p>')
@@ -241,7 +240,7 @@ def health_chart(con: duckdb.DuckDBPyConnection) -> bytes | None:
     return buffer.getvalue()
 
 
-def _index_html(con: duckdb.DuckDBPyConnection, pages: pl.DataFrame) -> str:
+def _index_html(con: duckdb.DuckDBPyConnection, pages: pl.DataFrame, chart: bytes | None) -> str:
     runs = con.execute("SELECT run_id, published_at, trigger FROM runs ORDER BY published_at DESC LIMIT 1").fetchall()
     run = runs[0] if runs else None
     health = con.sql(
@@ -264,7 +263,6 @@ def _index_html(con: duckdb.DuckDBPyConnection, pages: pl.DataFrame) -> str:
     head = f"<h1>Category pages ({pages.height})</h1>"
     if run:
         head += f'<p class="muted">Publication of run {_e(run[0])} ({_e(run[2])}), {_e(run[1])}.</p>'
-    chart = health_chart(con)
     if chart:
         head += f'<img alt="page health" src="data:image/png;base64,{base64.b64encode(chart).decode()}">'
     headers = ["page", "shown", "page size", "candidates", "out of category", "top-10 retailer share", "needs a look"]
@@ -297,9 +295,17 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_page_reports(duckdb_path: str | Path, folder: str | Path, pages: list[str] | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class PageReports:
+    """What :func:`write_page_reports` wrote: the files (the index last) and the health chart in the index."""
+
+    files: list[Path]
+    health_chart: bytes | None
+
+
+def write_page_reports(duckdb_path: str | Path, folder: str | Path, pages: list[str] | None = None) -> PageReports:
     """Write one HTML report per published page (or per page named in ``pages``) and the index of every
-    page into ``folder``. Returns the written files, the index last. Each file is replaced atomically."""
+    page into ``folder``. Each file is replaced atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
@@ -311,5 +317,6 @@ def write_page_reports(duckdb_path: str | Path, folder: str | Path, pages: list[
             target = folder / page_file_name(page["category_id"], page["path"])
             _write(target, _page_html(data, page, folder))
             written.append(target)
-        _write(folder / INDEX, _index_html(con, published))
-    return [*written, folder / INDEX]
+        chart = health_chart(con)
+        _write(folder / INDEX, _index_html(con, published, chart))
+    return PageReports([*written, folder / INDEX], chart)

@@ -26,6 +26,9 @@ import polars as pl
 
 from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.inputs.files import read_table
+from seestocks_rank.inputs.pages import load_category_pages
+from seestocks_rank.inputs.taxonomy import Taxonomy
+from seestocks_rank.retrieval.centroids import ancestor_pairs, tagged_products
 
 __all__ = ["load_truth", "score_pages", "score_run"]
 
@@ -152,7 +155,7 @@ def score_run(
         raise InputError(f"{duckdb_path}: no published run (run `seestocks-rank run` first)")
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         catalog = con.sql("select offer_id, product_id, retailer, category_id from catalog").pl()
-        closure = con.sql("select category_id, ancestor_id from taxonomy_closure").pl()
+        taxonomy = Taxonomy.from_nodes(con.sql("select category_id, name, path, parent_id, depth from taxonomy").pl())
         pages = con.sql("select category_id from category_pages").pl().get_column("category_id")
         runs = con.sql("select run_id from runs order by published_at desc limit 1").pl()
         rankings = {
@@ -160,18 +163,10 @@ def score_run(
             for name, table in _RANKINGS.items()
         }
     if pages_path is not None:
-        listed = read_table(pages_path)
-        if "category_id" not in listed.columns:
-            raise InputError(f"{pages_path}: missing column 'category_id'")
-        wanted = listed.get_column("category_id").cast(pl.Utf8).str.strip_chars().cast(pl.Int64, strict=False)
-        pages = pages.filter(pages.is_in(wanted.drop_nulls().implode()))
+        pages = pages.filter(pages.is_in(load_category_pages(pages_path, taxonomy).get_column("category_id").implode()))
     truth = load_truth(truth_path, catalog)
-    tagged = (
-        catalog.select("offer_id", "category_id")
-        .join(closure, on="category_id", how="inner")
-        .join(pl.DataFrame({"ancestor_id": pages}), on="ancestor_id", how="semi")
-        .select(pl.col("ancestor_id").alias("category_id"), "offer_id")
-    )
+    tagged = tagged_products(catalog, pages.to_frame(), taxonomy)
+    closure = ancestor_pairs(taxonomy)
     result: dict[str, object] = {
         "run_id": runs.get_column("run_id")[0] if runs.height else None,
         "pages": pages.len(),

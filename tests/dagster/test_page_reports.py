@@ -46,7 +46,7 @@ def test_the_nightly_writes_one_report_per_published_page_in_rank_order(pipeline
 def test_reports_for_named_pages_only_and_an_unknown_page_is_named(pipeline_run, tmp_path: Path):
     _, _, data_dir = pipeline_run
     category_id, path = _pages(data_dir)[0]
-    written = write_page_reports(DataRoot.at(data_dir).duckdb, tmp_path, pages=[path.split(" > ")[-1].upper()])
+    written = write_page_reports(DataRoot.at(data_dir).duckdb, tmp_path, pages=[path.split(" > ")[-1].upper()]).files
     assert [p.name for p in written] == [page_file_name(category_id, path), INDEX]
     with pytest.raises(InputError, match="no published page 'Nowhere'"):
         write_page_reports(DataRoot.at(data_dir).duckdb, tmp_path, pages=["Nowhere"])
