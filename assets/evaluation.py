@@ -1,17 +1,18 @@
 """The relevance report: every ranker side by side on the pipeline's judgments."""
 
 import base64
-import dataclasses
 import io
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
 from assets._metadata import preview, timed
-from assets.models import pipeline_judgments
+from assets.models import HELD_OUT_SCORES_FILE, pipeline_judgments
 from resources import CrossEncoderResource, StorageResource, TextModelResource
-from seestocks_rank.evaluation.harness import RelevanceModels, evaluate
+from seestocks_rank.evaluation.harness import evaluate
+from seestocks_rank.evaluation.out_of_fold import OUT_OF_FOLD_FILE, leak_free_cross_encoder_scores, read_out_of_fold
 
 
 def _bar_chart(rankers: dict) -> bytes:
@@ -43,25 +44,43 @@ def relevance_report(
     judgments: pl.DataFrame,
     catalog: pl.DataFrame,
     category_pages: pl.DataFrame,
+    fusion_model: pl.DataFrame,
     text_model: TextModelResource,
     cross_encoder: CrossEncoderResource,
     storage: StorageResource,
 ) -> pl.DataFrame:
-    """Every ranker (random, price, BM25, bi-encoder, cross-encoder, fusion) on the judged pages,
-    side by side: NDCG@10, relevant@10 and bad pages@10, on all and on deep pages. Texts and pairs the
-    models saw on an earlier run are answered from the model cache."""
+    """The served rankers on the judged pages, out of sample, side by side with the untrained ones (random,
+    price, BM25, bi-encoder): the cross-encoder by its out-of-fold scores (the served model's own score
+    only for pairs it never trained on) and the served fusion (``fusion``) by its held-out scores from the
+    grouped cross-validation that chose it. NDCG@10, relevant@10 and bad pages@10, on all and on deep
+    pages."""
     rows = pipeline_judgments(judgments, catalog, category_pages)
-    models_dir = cross_encoder.folder.parent
-    models = (
-        RelevanceModels.load(models_dir, device=cross_encoder.compute.torch_device()) if models_dir.exists() else None
-    )
+    scores, extra = {}, {}
+    served = cross_encoder.load()
+    if served is not None:
+        with storage.cached_cross_encoder(served) as scorer:
+            own = rows.with_columns(pl.Series("score", scorer.score(rows["query"].to_list(), rows["title"].to_list())))
+        manifest = cross_encoder.manifest()
+        out_of_fold = read_out_of_fold(cross_encoder.folder / OUT_OF_FOLD_FILE, manifest.get("version", ""))
+        judged = own.select(
+            pl.col("query_id").alias("category_id"), pl.col("product_id").alias("offer_id"), "query_id", "product_id",
+            pl.col("score").alias("cross_encoder_score"),
+        )  # fmt: skip
+        leak_free, sources = leak_free_cross_encoder_scores(
+            judged, out_of_fold, trained_on_judgments="training_data" in manifest
+        )
+        scores["cross_encoder"] = leak_free.select(
+            "query_id", "product_id", pl.col("cross_encoder_score").alias("score")
+        )
+        extra["cross_encoder_scores"] = dg.MetadataValue.json(sources)
+    held_out_path = Path(fusion_model.get_column("path")[0]) / HELD_OUT_SCORES_FILE
+    if held_out_path.exists():
+        scores["fusion"] = pl.read_parquet(held_out_path).select(
+            pl.col("category_id").cast(pl.Utf8).alias("query_id"), pl.col("offer_id").alias("product_id"), "score"
+        )
     timings: dict[str, float] = {}
-    with (
-        timed(timings, "evaluate_s"),
-        storage.cached_text_encoder(text_model.encoder()) as encoder,
-        storage.cached_cross_encoder(models.cross_encoder if models else None) as scorer,
-    ):
-        result = evaluate(rows, encoder, dataclasses.replace(models, cross_encoder=scorer) if models else None)
+    with timed(timings, "evaluate_s"), storage.cached_text_encoder(text_model.encoder()) as encoder:
+        result = evaluate(rows, encoder, None, scores=scores)
     table = pl.DataFrame(
         [
             {"ranker": name, "subset": subset, **values}
@@ -81,6 +100,8 @@ def relevance_report(
             "relevant_min": result["relevant_min"],
             "irrelevant_max": result["irrelevant_max"],
             "judgments": result["judgments"],
+            "out_of_sample": dg.MetadataValue.json(sorted(scores)),
+            **extra,
             **timings,
         }
     )

@@ -18,9 +18,15 @@ from resources import (
     StorageResource,
     VisionModelResource,
 )
+from seestocks_rank.evaluation.out_of_fold import (
+    OUT_OF_FOLD_FILE,
+    fit_cross_encoder_out_of_fold,
+    leak_free_cross_encoder_scores,
+    read_out_of_fold,
+    write_out_of_fold,
+)
 from seestocks_rank.inputs.judgments import judged_pairs
 from seestocks_rank.models.cross_encoder import META_FILE as CROSS_ENCODER_META_FILE
-from seestocks_rank.models.cross_encoder import CrossEncoder
 from seestocks_rank.models.registry import registry_row
 from seestocks_rank.models.vision import architecture_name
 from seestocks_rank.models.vlm_training import (
@@ -31,8 +37,9 @@ from seestocks_rank.models.vlm_training import (
     train_contrastive,
     training_version,
 )
+from seestocks_rank.reranking.calibration import reliability_plot
 from seestocks_rank.reranking.features import candidate_features
-from seestocks_rank.reranking.fusion import train_fusion
+from seestocks_rank.reranking.ranker import PAGE_Z_SUFFIX, train_served_ranker
 from seestocks_rank.retrieval.centroids import page_prompt
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -130,26 +137,50 @@ def fusion_model(
     settings: RankingSettings,
     catalog_context: CatalogContextResource,
 ) -> pl.DataFrame:
-    """Train the lambdarank fusion on the judged (page, product) pairs; save it under
-    ``models/fusion/<version>/``. The table is the model registry row the scoring stage reads."""
+    """The served ranker, trained on the judged (page, product) pairs and saved under
+    ``models/fusion/<version>/``: chosen by the same cross-validated rule as ``seestocks-rank train``
+    (cross-encoder alone, linear blends, LightGBM), reading out-of-fold cross-encoder scores (no pair is
+    scored by a model that trained on it), with its confidence calibrated on held-out scores. Metadata:
+    every candidate's held-out figures, the held-out calibration error and a reliability plot. The table
+    is the model registry row the scoring stage reads."""
     pages = taxonomy_centroids.get_column("category_id")
     scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy, predicted_categories)
-    with storage.cached_cross_encoder(cross_encoder.load()) as model:
-        pairs = judged_pairs(judgments, catalog, pages)
-        judged = candidate_features(pairs, scoring, taxonomy_centroids, cross_encoder=model)
+    served = cross_encoder.load()
+    with storage.cached_cross_encoder(served) as model:
+        judged = candidate_features(
+            judged_pairs(judgments, catalog, pages), scoring, taxonomy_centroids, cross_encoder=model
+        )
+    manifest = cross_encoder.manifest()
+    out_of_fold = read_out_of_fold(cross_encoder.folder / OUT_OF_FOLD_FILE, manifest.get("version", ""))
+    judged, sources = leak_free_cross_encoder_scores(
+        judged, out_of_fold, trained_on_judgments="training_data" in manifest
+    )
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
-        model = train_fusion(judged, seed=settings.seed)
+        served = train_served_ranker(judged, seed=settings.seed)
+    model, record = served.model, served.record
     folder = model.save(storage.root.fusion_models / model.version)
-    importances = model.importances()
+    served.held_out_scores.write_parquet(folder / HELD_OUT_SCORES_FILE)
+    selection, calibration = record["selection"], record["calibration"]
+    (folder / "selection.json").write_text(json.dumps(record, indent=2, default=float))
+    plot = reliability_plot(calibration)
+    (folder / "reliability.png").write_bytes(plot)
+    importances = {name.removesuffix(PAGE_Z_SUFFIX): share for name, share in model.importances().items()}
     context.add_output_metadata(
         {
             "version": model.version,
+            "chosen": selection["chosen"],
             "judged_pairs": judged.height,
             "judgments_unmatched": judgments.height
             - judgments.join(catalog.select("product_id"), on="product_id", how="semi").height,
-            "feature_importance_gain": dg.MetadataValue.json(importances),
-            **{k: float(v) for k, v in model.metrics.items()},
+            "cross_encoder_scores": dg.MetadataValue.json(sources),
+            "held_out": dg.MetadataValue.json(selection["held_out"]),
+            "held_out_ece": float(calibration["ece"]),
+            "ece_if_fitted_on_same_rows": float(calibration["ece_fitted_on_same_rows"]),
+            "reliability": dg.MetadataValue.md(
+                f"![reliability](data:image/png;base64,{base64.b64encode(plot).decode()})"
+            ),
+            "feature_importance": dg.MetadataValue.json(importances),
             **timings,
             "path": dg.MetadataValue.path(str(folder)),
         }
@@ -159,9 +190,17 @@ def fusion_model(
         version=model.version,
         path=str(folder),
         trained_at=datetime.now(UTC),
-        metrics=model.metrics,
-        details={"features": model.features, "feature_importance": importances},
+        metrics={**model.metrics, "held_out_ece": calibration["ece"]},
+        details={
+            "chosen": selection["chosen"],
+            "features": model.features,
+            "feature_importance": importances,
+            "cross_encoder_scores": sources,
+        },
     )
+
+
+HELD_OUT_SCORES_FILE = "held_out_scores.parquet"  # in the served ranker's folder: its held-out judged scores
 
 
 def pipeline_judgments(judgments: pl.DataFrame, catalog: pl.DataFrame, pages: pl.DataFrame) -> pl.DataFrame:
@@ -186,10 +225,18 @@ def pipeline_judgments(judgments: pl.DataFrame, catalog: pl.DataFrame, pages: pl
 
 
 def _fingerprint(rows: pl.DataFrame, settings: RankingSettings) -> str:
-    h = hashlib.sha1(f"{settings.cross_encoder_minutes}:{settings.cross_encoder_epochs}:{settings.seed}".encode())
+    knobs = (settings.cross_encoder_minutes, settings.cross_encoder_epochs, settings.cross_encoder_folds, settings.seed)
+    h = hashlib.sha1(":".join(map(str, knobs)).encode())
     for row in rows.select("query", "title", "grade").iter_rows():
         h.update(repr(row).encode())
     return h.hexdigest()[:12]
+
+
+def _out_of_fold_ready(folder: Path, version: str | None) -> bool:
+    """Whether ``folder`` holds the out-of-fold scores of the cross-encoder ``version`` (a run killed between
+    saving the model and its scores retrains rather than feed the fusion in-sample scores)."""
+    path = folder / OUT_OF_FOLD_FILE
+    return path.exists() and version is not None and read_out_of_fold(path, version) is not None
 
 
 @dg.asset(kinds={"pytorch"})
@@ -202,28 +249,30 @@ def cross_encoder_model(
     settings: RankingSettings,
 ) -> pl.DataFrame:
     """Fine-tune the MiniLM cross-encoder on the judgments (page prompt, title, grade) within
-    ``cross_encoder_minutes``; reuses the saved model when the training data and settings are
-    unchanged. With ``cross_encoder_minutes = 0`` it only registers the model already in the
-    folder (for instance one trained on other judgments with ``seestocks-rank train``)."""
+    ``cross_encoder_minutes``: ``cross_encoder_folds`` fold models (grouped by page) first score the pairs
+    they did not train on, for the fusion (``out_of_fold.parquet``), then the served model is refit on all
+    of them. Reuses the saved model when the training data and settings are unchanged. With
+    ``cross_encoder_minutes = 0`` it only registers the model already in the folder (for instance one
+    trained on other judgments with ``seestocks-rank train``)."""
     folder = cross_encoder.folder
     rows = pipeline_judgments(judgments, catalog, category_pages)
     fingerprint = _fingerprint(rows, settings)
     meta_path = folder / CROSS_ENCODER_META_FILE
     manifest = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     status = "reused"
-    if settings.cross_encoder_minutes > 0 and manifest.get("training_data") != fingerprint:
-        lo, hi = float(rows["grade"].min()), float(rows["grade"].max())
-        model = CrossEncoder.from_pretrained(device=cross_encoder.compute.torch_device(), seed=settings.seed)
-        report = model.train(
-            rows.get_column("query").to_list(),
-            rows.get_column("title").to_list(),
-            ((rows.get_column("grade") - lo) / max(hi - lo, 1e-9)).to_numpy(),
-            budget_seconds=settings.cross_encoder_minutes * 60,
+    stale = manifest.get("training_data") != fingerprint or not _out_of_fold_ready(folder, manifest.get("version"))
+    if settings.cross_encoder_minutes > 0 and stale:
+        model, out_of_fold, record = fit_cross_encoder_out_of_fold(
+            rows,
+            folds=settings.cross_encoder_folds,
+            budget_s=settings.cross_encoder_minutes * 60,
             max_epochs=settings.cross_encoder_epochs,
             seed=settings.seed,
+            device=cross_encoder.compute.torch_device(),
             log=context.log.info,
         )
-        model.save(folder, extra={"training_data": fingerprint, "train_pairs": rows.height, **report.__dict__})
+        model.save(folder, extra={"training_data": fingerprint, **record})
+        write_out_of_fold(out_of_fold, folder / OUT_OF_FOLD_FILE, model.version)
         manifest = json.loads(meta_path.read_text())
         status = "trained"
     elif not manifest:
@@ -234,13 +283,14 @@ def cross_encoder_model(
             "version": manifest.get("version", "none"),
             "path": dg.MetadataValue.path(str(folder)),
             "train_pairs": int(manifest.get("train_pairs", 0)),
+            "out_of_fold_folds": int(manifest.get("folds", 0)),
             "pairs_per_second": float(manifest.get("pairs_per_second", 0.0)),
             "epochs": float(manifest.get("epochs", 0.0)),
             "training_precision": str(manifest.get("precision", "float32")),
         }
     )
     trained_at = datetime.fromtimestamp(meta_path.stat().st_mtime, UTC) if manifest else None
-    figures = ("train_pairs", "pairs_per_second", "epochs", "seconds", "precision")
+    figures = ("train_pairs", "folds", "pairs_per_second", "epochs", "seconds", "precision")
     return registry_row(
         status,
         version=manifest.get("version"),

@@ -9,11 +9,12 @@ import polars as pl
 from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
 from resources import CatalogContextResource, CrossEncoderResource, RankingSettings, StorageResource, TextModelResource
+from seestocks_rank.evaluation.selection import load_ranker
 from seestocks_rank.inputs.taxonomy import Taxonomy
 from seestocks_rank.reranking.categorize import predict_categories
 from seestocks_rank.reranking.features import candidate_features
-from seestocks_rank.reranking.fusion import FusionModel, score_candidates
 from seestocks_rank.reranking.out_of_category import OutOfCategoryFilter
+from seestocks_rank.reranking.ranker import score_candidates
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -117,7 +118,7 @@ def cross_encoder_features(
 )
 def fused_scores(context: dg.AssetExecutionContext, cross_encoder_features: pl.DataFrame, fusion_model: pl.DataFrame):
     """The fusion model's score, calibrated confidence and each signal's contribution for every candidate."""
-    model = FusionModel.load(Path(fusion_model.get_column("path")[0]))
+    model = load_ranker(Path(fusion_model.get_column("path")[0]))
     timings: dict[str, float] = {}
     with timed(timings, "predict_s"):
         scored = score_candidates(model, cross_encoder_features)

@@ -26,6 +26,9 @@ class RankingSettings(dg.ConfigurableResource):
     out_of_category_filter: bool = True  # flag pairs the catalog's own tags disagree with (status out_of_category)
     cross_encoder_minutes: float = 1.5
     cross_encoder_epochs: float = 2.0
+    # fold models (grouped by page) score the judged pairs the fusion trains on, so it never reads in-sample
+    # cross-encoder scores; they take half of cross_encoder_minutes, the served refit on all pairs the other half
+    cross_encoder_folds: int = 3
     seed: int = 0
     # feed checks (blocking: a broken feed stops the run before any page is ranked)
     max_quarantined_share: float = 0.2  # of the catalog's rows

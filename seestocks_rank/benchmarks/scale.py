@@ -43,8 +43,8 @@ from seestocks_rank.models.encoders import HashingEncoder
 from seestocks_rank.reranking.categorize import predict_categories
 from seestocks_rank.reranking.context import CatalogContext
 from seestocks_rank.reranking.features import candidate_features
-from seestocks_rank.reranking.fusion import train_fusion
 from seestocks_rank.reranking.out_of_category import OutOfCategoryFilter
+from seestocks_rank.reranking.ranker import score_candidates, train_served_ranker
 from seestocks_rank.retrieval.centroids import page_centroids, page_prompt, tagged_products
 from seestocks_rank.retrieval.embeddings import embed_products
 from seestocks_rank.retrieval.index import add_tagged_products, build_index, search_candidates
@@ -130,9 +130,9 @@ def run_domain(inputs: Path, work: Path, index_kinds: tuple[str, ...], sample_pa
     with timed(t, "fusion_model_s"):
         judgments = load_judgments(inputs / "judgments.csv")
         judged = candidate_features(judged_pairs(judgments, catalog, centroids["category_id"]), scoring, centroids)
-        model = train_fusion(judged, seed=0)
+        model = train_served_ranker(judged, seed=0).model
     with timed(t, "fused_scores_s"):
-        fused = model.predict(features)
+        fused = score_candidates(model, features)
     with timed(t, "filtered_rankings_s"):
         ranked = rank_pages(fused, scoring, RuleConfig())
     nightly = [
@@ -168,7 +168,7 @@ def per_page_latency(candidates, scoring, ooc, centroids, model, n: int) -> dict
         start = time.perf_counter()
         feats = candidate_features(rows, scoring, centroids, out_of_category_filter=ooc)
         mid = time.perf_counter()
-        fused = model.predict(feats)
+        fused = score_candidates(model, feats)
         mid2 = time.perf_counter()
         rank_pages(fused, scoring, RuleConfig())
         end = time.perf_counter()

@@ -141,8 +141,13 @@ def evaluate(
     irrelevant_max: float | None = None,
     k: int = 10,
     seed: int = 0,
+    scores: dict[str, pl.DataFrame] | None = None,
 ) -> dict[str, object]:
     """Rank every query's judged products with each ranker and score them with the same metrics.
+
+    ``scores``: rankers scored elsewhere, by name (``query_id, product_id, score``; a judged pair without
+    a score ranks last), e.g. the pipeline's out-of-fold cross-encoder and held-out served ranker; a name
+    given here replaces the ranker ``models`` would give.
 
     Grade thresholds default to the grade range's upper and lower quarter ((2.5, 1.5) on 1-3,
     (2.25, 0.75) on 0-3). Rankers: random, price ascending (when prices exist), BM25 on the title,
@@ -167,6 +172,12 @@ def evaluate(
     ):
         if model is not None and all(f in feats.columns for f in model.features):
             rankers[name] = model.predict(feats).get_column("score").to_numpy()
+    for name, table in (scores or {}).items():
+        keyed = table.select(pl.col("query_id").cast(pl.Utf8), pl.col("product_id").cast(pl.Utf8), "score")
+        joined = feats.select(pl.col("query_id").cast(pl.Utf8), pl.col("product_id").cast(pl.Utf8)).join(
+            keyed, on=["query_id", "product_id"], how="left", maintain_order="left"
+        )
+        rankers[name] = joined.get_column("score").cast(pl.Float64).fill_null(-np.inf).to_numpy()
     rankers["oracle"] = feats.get_column("grade").to_numpy()
     per_query = {
         name: per_query_metrics(
@@ -182,6 +193,7 @@ def evaluate(
         "irrelevant_max": irrelevant_max,
         "models": {
             "cross_encoder": getattr(ce, "version", None),
+            "scored_elsewhere": sorted(scores or {}),
             "fusion": models.fusion_with_ce.version if models and models.fusion_with_ce else None,
         },
         "rankers": {name: summarize_metrics(pq, k) for name, pq in per_query.items()},

@@ -7,16 +7,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from seestocks_rank.numeric import feature_matrix
-from seestocks_rank.reranking.fusion import FusionModel, train_fusion
-
-if TYPE_CHECKING:
-    pass
 from seestocks_rank.evaluation.metrics import (
     SELECTION_SCORE,
     grade_thresholds,
@@ -27,6 +21,9 @@ from seestocks_rank.evaluation.metrics import (
     summarize_metrics,
 )
 from seestocks_rank.evaluation.statistics import choose_within_one_standard_error
+from seestocks_rank.numeric import feature_matrix
+from seestocks_rank.reranking.calibration import sigmoid
+from seestocks_rank.reranking.fusion import FusionModel, train_fusion
 from seestocks_rank.splits import query_folds
 
 
@@ -42,16 +39,36 @@ class LinearBlend:
     weights: list[float]
     version: str
     metrics: dict[str, float]
+    calibration: tuple[float, float] | None = None  # confidence = sigmoid(a * score + b), when calibrated
 
     OBJECTIVES = ("ndcg", "selection")
 
     def predict(self, df: pl.DataFrame) -> pl.DataFrame:
-        return df.with_columns(
-            pl.Series(
-                "score", feature_matrix(df, self.features, fill=0.0) @ np.asarray(self.weights), dtype=pl.Float64
-            ),
-            pl.lit(self.version).alias("model_version"),
-        )
+        """``df`` with ``score``, ``model_version`` and, when calibrated, ``confidence`` appended."""
+        score = feature_matrix(df, self.features, fill=0.0) @ np.asarray(self.weights)
+        out = df.with_columns(pl.Series("score", score, dtype=pl.Float64), pl.lit(self.version).alias("model_version"))
+        if self.calibration is None:
+            return out
+        a, b = self.calibration
+        return out.with_columns(pl.Series("confidence", sigmoid(a * score + b), dtype=pl.Float64))
+
+    def contributions(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Each feature's share of each row's ``score`` (weight x value: exact for a sum), as
+        ``contribution_<feature>`` columns and a zero ``contribution_bias``."""
+        x = feature_matrix(df, self.features, fill=0.0) * np.asarray(self.weights)
+        names = [f"contribution_{f}" for f in self.features] + ["contribution_bias"]
+        values = np.column_stack([x, np.zeros(len(x))]) if len(x) else np.zeros((0, len(names)))
+        return pl.DataFrame(values.astype(np.float32), schema=dict.fromkeys(names, pl.Float32))
+
+    def importances(self) -> dict[str, float]:
+        """Each feature's share of the absolute weights."""
+        total = sum(abs(w) for w in self.weights) or 1.0
+        return {f: round(abs(w) / total, 4) for f, w in zip(self.features, self.weights, strict=True)}
+
+    def recalibrated(self, calibration: tuple[float, float], metrics: dict[str, float]) -> LinearBlend:
+        """This blend with a confidence calibration (a new version) and ``metrics`` added."""
+        version = hashlib.sha1(f"{self.version}:{list(calibration)}".encode()).hexdigest()[:12]
+        return LinearBlend(self.features, self.weights, version, {**self.metrics, **metrics}, tuple(calibration))
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -61,6 +78,7 @@ class LinearBlend:
             "features": self.features,
             "weights": self.weights,
             "metrics": self.metrics,
+            "calibration": list(self.calibration) if self.calibration is not None else None,
         }
         (folder / "model.json").write_text(json.dumps(meta, indent=2))
         return folder
@@ -144,8 +162,20 @@ def load_ranker(folder: Path) -> FusionModel | LinearBlend:
     """A fusion model folder: LightGBM lambdarank or a linear blend."""
     meta = json.loads((Path(folder) / "model.json").read_text())
     if meta.get("kind") == "linear_blend":
-        return LinearBlend(meta["features"], meta["weights"], meta["version"], meta["metrics"])
+        calibration = tuple(meta["calibration"]) if meta.get("calibration") else None
+        return LinearBlend(meta["features"], meta["weights"], meta["version"], meta["metrics"], calibration)
     return FusionModel.load(folder)
+
+
+@dataclass
+class FusionSelection:
+    """``select_fusion_ranker``'s result: the chosen candidate refit on every query, the selection record,
+    and the chosen candidate's held-out score of each row with the fold that held it out."""
+
+    model: FusionModel | LinearBlend
+    record: dict[str, object]
+    held_out_scores: np.ndarray
+    fold: np.ndarray
 
 
 def train_fusion_ranker(
@@ -157,30 +187,51 @@ def train_fusion_ranker(
     folds: int = 4,
     seed: int = 0,
 ) -> tuple[FusionModel | LinearBlend, dict[str, object]]:
+    """``select_fusion_ranker``'s model and record (``train``'s fusion models)."""
+    selection = select_fusion_ranker(
+        feats, features, relevant_min=relevant_min, irrelevant_max=irrelevant_max, folds=folds, seed=seed
+    )
+    return selection.model, selection.record
+
+
+def select_fusion_ranker(
+    feats: pl.DataFrame,
+    features: list[str],
+    *,
+    blend_features: list[str] | None = None,
+    single_signal: str = "cross_encoder_z",
+    relevant_min: float | None = None,
+    irrelevant_max: float | None = None,
+    folds: int = 4,
+    seed: int = 0,
+) -> FusionSelection:
     """Choose the fusion ranker by cross-validation over the queries, then refit it on all of them.
 
-    Candidates, simplest first: ``cross_encoder_only`` (weight 1 on ``cross_encoder_z``, when it is a
-    feature, so the fusion cannot validate worse than the cross-encoder alone), ``linear_blend``
-    (``LinearBlend.fit`` on NDCG@10), ``linear_blend_selection`` (``LinearBlend.fit`` on the selection
-    score) and ``lightgbm`` (lambdarank). Each is fitted on ``folds - 1`` seeded folds of the queries
-    and scores the remaining one, in turn, so every query is held out once, and gets the
-    ``selection_score`` (SELECTION_SCORE, at ``ranking_metrics``' 4 decimals) of its held-out scores.
+    ``feats``: ``query_id, product_id, grade`` and the features. Candidates, simplest first:
+    ``cross_encoder_only`` (weight 1 on ``single_signal``, when it is a feature, so the fusion cannot
+    validate worse than the cross-encoder alone), ``linear_blend`` (``LinearBlend.fit`` on NDCG@10),
+    ``linear_blend_selection`` (``LinearBlend.fit`` on the selection score), both over
+    ``blend_features`` (default: the ``features`` ending in ``_z``, within-query z-scores oriented so
+    that higher is better), and ``lightgbm`` (lambdarank on ``features``). Each is fitted on
+    ``folds - 1`` seeded folds of the queries and scores the remaining one, in turn, so every query is
+    held out once, and gets the ``selection_score`` (SELECTION_SCORE, at ``ranking_metrics``' 4
+    decimals) of its held-out scores.
 
     The choice follows the one-standard-error rule: the simplest candidate whose score is within one
     paired standard error (over the held-out queries, ``paired_standard_error``) of the best one's.
     With a few hundred judged queries, a bad page more or less moves the score by as much as the
     gaps between candidates, and a more complex model that leads by less than its own noise did not
     carry its lead to unseen queries here (bench/results/relevance.md). Grade thresholds default as
-    in ``grade_thresholds``. Returns the refitted model and the selection record."""
+    in ``grade_thresholds``."""
     relevant_min, irrelevant_max = grade_thresholds(feats.get_column("grade"), relevant_min, irrelevant_max)
     n_queries = feats.get_column("query_id").n_unique()
     if n_queries < 2:
         raise ValueError("the fusion ranker needs judgments on at least 2 queries")
     folds = max(2, min(folds, n_queries))
-    blend_features = [f for f in features if f.endswith("_z")] or features
+    blend_features = blend_features or [f for f in features if f.endswith("_z")] or features
     candidates: dict[str, Callable[[pl.DataFrame], FusionModel | LinearBlend]] = {}
-    if "cross_encoder_z" in features:
-        candidates["cross_encoder_only"] = lambda df: LinearBlend.of(["cross_encoder_z"], [1.0])
+    if single_signal in features or single_signal in blend_features:
+        candidates["cross_encoder_only"] = lambda df: LinearBlend.of([single_signal], [1.0])
     candidates["linear_blend"] = lambda df: LinearBlend.fit(
         df, blend_features, relevant_min=relevant_min, irrelevant_max=irrelevant_max
     )
@@ -224,4 +275,4 @@ def train_fusion_ranker(
             for name, m in metrics.items()
         },
     }
-    return candidates[chosen](feats), selection
+    return FusionSelection(candidates[chosen](feats), selection, held_out[chosen], fold)

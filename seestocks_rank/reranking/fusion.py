@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.numeric import feature_matrix
+from seestocks_rank.reranking.calibration import fit_calibration, sigmoid
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.splits import split_groups
 
@@ -41,7 +42,7 @@ class FusionModel:
         a, b = self.calibration
         return df.with_columns(
             pl.Series("score", score, dtype=pl.Float64),
-            pl.Series("confidence", _sigmoid(a * score + b), dtype=pl.Float64),
+            pl.Series("confidence", sigmoid(a * score + b), dtype=pl.Float64),
             pl.lit(self.version).alias("model_version"),
         )
 
@@ -61,6 +62,11 @@ class FusionModel:
         gain = self.booster.feature_importance(importance_type="gain")
         total = float(gain.sum()) or 1.0
         return {f: round(float(g) / total, 4) for f, g in zip(self.features, gain, strict=True)}
+
+    def recalibrated(self, calibration: tuple[float, float], metrics: dict[str, float]) -> FusionModel:
+        """This model with another confidence calibration (a new version) and ``metrics`` added."""
+        version = hashlib.sha1(f"{self.version}:{list(calibration)}".encode()).hexdigest()[:12]
+        return FusionModel(self.booster, self.features, version, tuple(calibration), {**self.metrics, **metrics})
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,12 +90,6 @@ class FusionModel:
         return cls(booster, meta["features"], meta["version"], tuple(meta["calibration"]), meta["metrics"])
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function (no overflow, no clipping plateau)."""
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
 def relevance_levels(grades: pl.Series) -> np.ndarray:
     """Integer levels 0..L-1 from the distinct grade values (more than 31 distinct: deciles)."""
     values = grades.cast(pl.Float64).to_numpy()
@@ -97,21 +97,6 @@ def relevance_levels(grades: pl.Series) -> np.ndarray:
     if len(distinct) > 31:
         distinct = np.unique(np.quantile(values, np.linspace(0, 1, 11)))
     return np.clip(np.searchsorted(distinct, values, side="right") - 1, 0, None).astype(np.int32)
-
-
-def fit_calibration(score: np.ndarray, relevant: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """1-D logistic regression (Newton's method, a light ridge) of relevant ~ score."""
-    x = np.column_stack([score, np.ones_like(score)])
-    w = np.zeros(2)
-    for _ in range(iters):
-        p = _sigmoid(x @ w)
-        grad = x.T @ (p - relevant) + 1e-3 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(w[0]), float(w[1])
 
 
 def train_fusion(
@@ -187,9 +172,3 @@ def train_fusion(
     booster = lgb.Booster(model_str=model_str)
     version = hashlib.sha1((model_str + json.dumps(calibration)).encode()).hexdigest()[:12]
     return FusionModel(booster, features, version, calibration, metrics)
-
-
-def score_candidates(model: FusionModel, features: pl.DataFrame) -> pl.DataFrame:
-    """The ``fused_scores`` stage: each candidate's ``score``, calibrated ``confidence``, ``model_version``
-    and every signal's ``contribution_*`` to the score (why it ranks where it does)."""
-    return pl.concat([model.predict(features), model.contributions(features)], how="horizontal")

@@ -1,5 +1,6 @@
 """The Dagster graph on a small generated catalog in a temp data root."""
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +16,10 @@ from assets.definitions import build_resources, defs
 from assets.partitions import CATEGORY_PAGES, page_ids
 from assets.runner import materialize_all_pages
 from resources import RankingSettings
+from seestocks_rank.evaluation.out_of_fold import OUT_OF_FOLD_FILE, read_out_of_fold
 from seestocks_rank.inputs.pages import page_id
+from seestocks_rank.models.cross_encoder import META_FILE as CROSS_ENCODER_META_FILE
+from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.store.layout import DataRoot
 from seestocks_rank.store.tables import TableStore
 from tests.dagster.conftest import FAST_SETTINGS
@@ -145,7 +149,9 @@ def test_every_offer_gets_a_predicted_category(pipeline_run):
     features = store.read_partitions("cross_encoder_features")
     assert {"predicted_distance", "taxonomy_distance", "out_of_category_reason"} <= set(features.columns)
     assert features.get_column("predicted_distance").null_count() == 0
-    assert "predicted_distance" in _metadata(instance, "fusion_model")["feature_importance_gain"]
+    fusion = _metadata(instance, "fusion_model")
+    assert set(fusion["feature_importance"]) <= set(FEATURE_COLUMNS)  # blends' page z-scores named by signal
+    assert "lightgbm" in fusion["held_out"] and fusion["chosen"] in fusion["held_out"]
 
 
 def test_quarantine_holds_the_bad_rows(pipeline_run):
@@ -306,3 +312,44 @@ def test_every_table_carries_dagster_standard_metadata_and_an_owner(pipeline_run
         assert all(c.description for c in metadata["dagster/column_schema"].columns), asset  # documented
     assert _metadata(instance, "catalog")["dagster/row_count"] > 0
     assert _metadata(instance, "filtered_rankings")["rows_in_run"] > 0
+
+
+def test_fusion_trains_on_out_of_fold_cross_encoder_scores(pipeline_run):
+    """No judged pair's cross-encoder feature comes from a model that trained on it; the confidence is
+    calibrated on held-out scores, with its error and reliability plot in the metadata."""
+    instance, _, data_dir = pipeline_run
+    root = DataRoot.at(data_dir)
+    manifest = json.loads((root.cross_encoder / CROSS_ENCODER_META_FILE).read_text())
+    assert manifest["folds"] == FAST_SETTINGS.cross_encoder_folds
+    out_of_fold = read_out_of_fold(root.cross_encoder / OUT_OF_FOLD_FILE, manifest["version"])
+    assert out_of_fold is not None and out_of_fold.height == manifest["train_pairs"]
+    assert out_of_fold.get_column("cross_encoder_oof").null_count() == 0
+    fusion = _metadata(instance, "fusion_model")
+    assert fusion["cross_encoder_scores"] == {
+        "out_of_fold": fusion["judged_pairs"],
+        "nulled_no_fold": 0,
+        "unseen_by_model": 0,
+    }
+    assert 0.0 <= fusion["held_out_ece"] <= 1.0
+    assert "data:image/png;base64," in fusion["reliability"]
+    folder = Path(TableStore(root.tables).read("fusion_model").get_column("path")[0])
+    assert (folder / "reliability.png").stat().st_size > 0
+    assert json.loads((folder / "selection.json").read_text())["selection"]["chosen"] == fusion["chosen"]
+
+
+def test_relevance_report_scores_the_served_rankers_out_of_sample(pipeline_run):
+    instance, _, data_dir = pipeline_run
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("relevance_report")})
+    result = job.execute_in_process(instance=instance, resources=build_resources(str(data_dir), FAST_SETTINGS))
+    assert result.success
+    report = result.output_for_node("relevance_report")
+    assert {"bm25", "bi_encoder", "cross_encoder", "fusion", "oracle"} <= set(report.get_column("ranker"))
+    meta = _metadata(instance, "relevance_report")
+    assert meta["out_of_sample"] == ["cross_encoder", "fusion"]
+    assert meta["cross_encoder_scores"]["out_of_fold"] == meta["judgments"]  # every pair scored out of fold
+    # the served fusion's row is its held-out cross-validation score, as the fusion_model metadata records it
+    fusion = report.filter((pl.col("ranker") == "fusion") & (pl.col("subset") == "all")).row(0, named=True)
+    held_out = _metadata(instance, "fusion_model")["held_out"]
+    assert fusion["ndcg@10"] == pytest.approx(
+        held_out[_metadata(instance, "fusion_model")["chosen"]]["ndcg@10"], abs=1e-3
+    )
