@@ -27,8 +27,20 @@ from seestocks_rank.evaluation.out_of_fold import (
 )
 from seestocks_rank.inputs.judgments import judged_pairs
 from seestocks_rank.models.cross_encoder import META_FILE as CROSS_ENCODER_META_FILE
+from seestocks_rank.models.images import image_stamp
 from seestocks_rank.models.registry import registry_row
 from seestocks_rank.models.vision import architecture_name
+from seestocks_rank.models.vlm_cadence import (
+    decide,
+    install,
+    pair_keys,
+    read_pairs,
+    read_served,
+    setup_key,
+    staging_folder,
+    write_pairs,
+    write_served,
+)
 from seestocks_rank.models.vlm_training import (
     CHECKPOINT_FILE,
     LOSS_CURVE_FILE,
@@ -58,12 +70,18 @@ def vlm_checkpoint(
 ) -> pl.DataFrame:
     """open_clip fine-tuned contrastively on the catalog's (image, title) pairs, from ``checkpoint_path`` or
     from random initialisation, saved under ``models/vlm/<version>/`` (the version hashes the pairs, the
-    architecture, the start checkpoint and the training settings, so an unchanged catalog reuses it).
+    architecture, the start checkpoint and the training settings) with the keys of the pairs it saw.
 
-    One registry row: ``status`` is ``trained``, ``reused``, ``configured`` (fine-tuning off: the configured
-    checkpoint as is) or ``skipped`` (no images, or the image path is off); ``path`` is what
-    ``product_embeddings`` loads (null: text only)."""
+    The served model (``models/vlm/served.json``) is kept until ``retrain`` is set, the training setup
+    changes or more than ``drift_threshold`` of the catalog's pairs are new to it (see
+    :mod:`seestocks_rank.models.vlm_cadence`): a night in between re-embeds only new or changed images.
+
+    One registry row: ``status`` is ``kept`` (the served model, within the drift threshold), ``trained``,
+    ``reused`` (an identical earlier training), ``configured`` (fine-tuning off: the configured checkpoint as
+    is) or ``skipped`` (no images, or the image path is off); ``path`` is what ``product_embeddings`` loads
+    (null: text only)."""
     arch = architecture_name(vision.architecture)
+    threshold = vision.checked_drift_threshold()
     if not vision.enabled_for(catalog):
         context.add_output_metadata({"status": "skipped", "reason": f"mode={vision.mode}, no image paths in catalog"})
         return registry_row("skipped", details={"architecture": arch})
@@ -79,34 +97,62 @@ def vlm_checkpoint(
     )
     paths, titles = pairs.get_column("image_path").to_list(), pairs.get_column("title").to_list()
     config = vision.train_config()
-    version = training_version(arch, vision.checkpoint_path or None, paths, titles, config)
-    folder = storage.root.vision_models / version
-    checkpoint = folder / CHECKPOINT_FILE
-    if checkpoint.exists() and (folder / META_FILE).exists():
-        meta = json.loads((folder / META_FILE).read_text())
-        context.add_output_metadata(
+    start = vision.checkpoint_path or None
+    version = training_version(arch, start, paths, titles, config)
+    setup = setup_key(arch, vision.model(start).model_version, config)
+    keys = pair_keys(paths, titles, [image_stamp(p) for p in paths])
+    root = storage.root.vision_models
+    served = read_served(root, required=(CHECKPOINT_FILE, META_FILE))
+    decision = decide(
+        keys,
+        setup,
+        served_setup=served.setup if served else None,
+        served_pairs=read_pairs(served.folder) if served else None,
+        retrain=vision.retrain,
+        threshold=threshold,
+    )
+    cadence = {
+        "reason": decision.reason,
+        "drift_threshold": threshold,
+        "pairs": len(keys),
+        **(
             {
-                "status": "reused",
-                "version": version,
-                "path": dg.MetadataValue.path(str(checkpoint)),
-                "loss_curve": _png_markdown(folder / LOSS_CURVE_FILE),
-                "train": dg.MetadataValue.json(meta.get("train", {})),
+                "drift_share": round(decision.drift.new_share, 4),
+                "new_pairs": decision.drift.new,
+                "removed_pairs": decision.drift.removed,
+                "removed_share": round(decision.drift.removed_share, 4),
             }
-        )
-        return registry_row("reused", version=version, path=str(checkpoint), trained_at=datetime.now(UTC),
-                            metrics=meta.get("train", {}), details={"architecture": arch})  # fmt: skip
+            if decision.drift is not None
+            else {}
+        ),
+    }
+    context.log.info(f"vlm_checkpoint: {'keep' if decision.keep else 'train'} ({decision.reason})")
+    if decision.keep:
+        return _existing_model(context, "kept", served.version, served.folder, arch, cadence)
 
-    model = vision.model(vision.checkpoint_path or None, training=True).loaded
+    folder = root / version
+    if not vision.retrain and _same_training(folder, setup):
+        if read_pairs(folder) is None:  # trained before the cadence: its pairs are today's by its version
+            write_pairs(folder, keys)
+        write_served(root, version, setup)
+        return _existing_model(context, "reused", version, folder, arch, cadence)
+
+    model = vision.model(start, training=True).loaded
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         result = train_contrastive(model, paths, titles, config, log=context.log.info)
+    staging = staging_folder(root, version)  # written whole, then renamed into place: never served half-written
     save_training(
         model,
         result,
-        folder,
+        staging,
         architecture=vision.architecture,
-        meta={"version": version, "start_checkpoint": vision.checkpoint_path or None, "pairs": len(paths)},
+        meta={"version": version, "start_checkpoint": start, "setup": setup, "pairs": len(paths)},
     )
+    write_pairs(staging, keys)
+    install(staging, folder)
+    write_served(root, version, setup)  # last: the pointer names a whole model
+    checkpoint = folder / CHECKPOINT_FILE
     summary = result.summary()
     context.add_output_metadata(
         {
@@ -116,11 +162,42 @@ def vlm_checkpoint(
             "loss_curve": _png_markdown(folder / LOSS_CURVE_FILE),
             "train": dg.MetadataValue.json(summary),
             "device": model.device,
+            **cadence,
             **timings,
         }
     )
     return registry_row("trained", version=version, path=str(checkpoint), trained_at=datetime.now(UTC),
                         metrics=summary, details={"architecture": arch})  # fmt: skip
+
+
+def _same_training(folder: Path, setup: str) -> bool:
+    """Whether ``folder`` holds a whole earlier training with this setup (a folder from before the cadence
+    has no setup in its meta: its version, which hashes the start checkpoint's path, decides)."""
+    if not ((folder / CHECKPOINT_FILE).exists() and (folder / META_FILE).exists()):
+        return False
+    return json.loads((folder / META_FILE).read_text()).get("setup", setup) == setup
+
+
+def _existing_model(
+    context: dg.AssetExecutionContext, status: str, version: str, folder: Path, arch: str, cadence: dict
+) -> pl.DataFrame:
+    """The registry row (and metadata) of a model already on disk: ``kept`` or ``reused``."""
+    meta = json.loads((folder / META_FILE).read_text())
+    checkpoint = folder / CHECKPOINT_FILE
+    curve = folder / LOSS_CURVE_FILE
+    context.add_output_metadata(
+        {
+            "status": status,
+            "version": version,
+            "path": dg.MetadataValue.path(str(checkpoint)),
+            **({"loss_curve": _png_markdown(curve)} if curve.exists() else {}),
+            "train": dg.MetadataValue.json(meta.get("train", {})),
+            **cadence,
+        }
+    )
+    trained_at = datetime.fromtimestamp(checkpoint.stat().st_mtime, UTC)
+    return registry_row(status, version=version, path=str(checkpoint), trained_at=trained_at,
+                        metrics=meta.get("train", {}), details={"architecture": arch})  # fmt: skip
 
 
 @dg.asset(kinds={"lightgbm", "parquet"}, deps=["cross_encoder_model"])

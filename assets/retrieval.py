@@ -46,6 +46,7 @@ def product_embeddings(
             {
                 "image_model_version": image_model.model_version,
                 "with_image_embedding": int(manifest.get_column("has_image").sum()),
+                "images_encoded": run.images_encoded,
                 "image_errors": dg.MetadataValue.json({k: int(v) for k, v in errors}),
             }
         )

@@ -6,12 +6,16 @@ import dagster as dg
 import polars as pl
 
 from seestocks_rank.models.device import resolve_device
+from seestocks_rank.models.images import image_stamp
 from seestocks_rank.models.vision import DEFAULT_ARCHITECTURE, LazyVisionModel, resolve_precision
+from seestocks_rank.models.vlm_cadence import DEFAULT_DRIFT_THRESHOLD, check_threshold
 from seestocks_rank.models.vlm_training import TrainConfig
 
 
 @cache
-def _load(architecture: str, checkpoint_path: str, device: str, precision: str, batch_size: int, seed: int):
+def _load(
+    architecture: str, checkpoint_path: str, device: str, precision: str, batch_size: int, seed: int, stamp: str
+):  # ``stamp``: the checkpoint file's size and mtime, so a checkpoint retrained in place is loaded afresh
     return LazyVisionModel(
         architecture, checkpoint_path or None, device=device, precision=precision, batch_size=batch_size, seed=seed
     )
@@ -28,6 +32,13 @@ class VisionModelResource(dg.ConfigurableResource):
     - ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda[:N]``
     - ``precision``: ``auto`` (bf16/fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16``, ``bf16``
     - ``fine_tune`` and ``train_*``: the ``vlm_checkpoint`` asset's contrastive run on (image, title)
+    - ``retrain``: train a new model on this run even though the served one would be kept (set it for one
+      run, e.g. in the launchpad's config; left on, every run retrains)
+    - ``drift_threshold``: the served model is kept while at most this share (0 to 1, default 0.25) of the
+      catalog's (image, title) pairs are new to it (new products, new titles, replaced image files); above
+      it, or when the architecture, start checkpoint or ``train_*`` settings change, it is retrained and
+      every image re-embedded. Nights in between embed only new or changed images. 0: retrain whenever a
+      pair is new; 1: only on ``retrain`` or a setup change
     - ``text_weight`` / ``image_weight``: the fused retrieval vector, ``visual_prompt_weight``: how much the
       category prompt's text embedding pulls the visual prototype
     """
@@ -43,6 +54,8 @@ class VisionModelResource(dg.ConfigurableResource):
     train_max_epochs: float = 4.0
     train_batch_size: int = 64
     train_lr: float = 2e-3
+    retrain: bool = False
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     seed: int = 0
     text_weight: float = 0.7
     image_weight: float = 0.3
@@ -74,7 +87,9 @@ class VisionModelResource(dg.ConfigurableResource):
                 self.architecture, ckpt or None, device=self.torch_device(), precision=precision,
                 batch_size=self.batch_size, seed=self.seed,
             )  # fmt: skip
-        return _load(self.architecture, ckpt or "", self.torch_device(), precision, self.batch_size, self.seed)
+        return _load(
+            self.architecture, ckpt or "", self.torch_device(), precision, self.batch_size, self.seed, image_stamp(ckpt)
+        )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -84,6 +99,10 @@ class VisionModelResource(dg.ConfigurableResource):
             lr=self.train_lr,
             seed=self.seed,
         )
+
+    def checked_drift_threshold(self) -> float:
+        """``drift_threshold``, or a ValueError naming the setting when it is not a share in [0, 1]."""
+        return check_threshold(self.drift_threshold)
 
     def model_for(self, vlm_checkpoint: pl.DataFrame) -> LazyVisionModel | None:
         """The image model the ``vlm_checkpoint`` registry row points at, or None (text only)."""

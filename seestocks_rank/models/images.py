@@ -46,6 +46,18 @@ def file_problem(path: Path, within: Path | None = None) -> str | None:
     return "too_large" if info.st_size > MAX_IMAGE_BYTES else None
 
 
+def image_stamp(path: str | Path | None) -> str:
+    """``<size>:<mtime_ns>`` of an image file (empty when there is none or it cannot be read): cheap enough
+    to take for every product every night, and it changes when the file is replaced."""
+    if not path:
+        return ""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
 def image_problem(path: str | Path, within: Path | None = None, *, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
     """Why an image cannot be used (None: it can): :func:`file_problem`, then the header and a
     :meth:`PIL.Image.Image.verify` pass (``too_large``, ``empty_image``, ``truncated``, ``corrupt``)

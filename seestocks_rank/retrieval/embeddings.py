@@ -1,8 +1,10 @@
 """Incremental product embeddings: a product is re-encoded only when its content changes.
 
-The content an embedding depends on (title, image path and the model version) is stored beside the
-vectors and compared exactly on the next run, so a re-run on an unchanged catalog encodes nothing, a
-changed title re-encodes one row and a new model re-encodes everything.
+The content an embedding depends on (title, image path, the image file's size and modification time, and
+the model version) is stored beside the vectors and compared exactly on the next run, so a re-run on an
+unchanged catalog encodes nothing, a changed title or an image file replaced in place re-encodes one row and
+a new model re-encodes everything. (The image model is kept across nights until it drifts: see
+:mod:`seestocks_rank.models.vlm_cadence`.)
 
 Vectors live in an :class:`~seestocks_rank.embedding_store.EmbeddingStore` (memory-mapped chunks and a
 manifest). With an image model (open_clip, :mod:`seestocks_rank.vision`), the ``image`` vectors hold each
@@ -23,12 +25,13 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.models.encoders import TextEncoder
+from seestocks_rank.models.images import image_stamp
 from seestocks_rank.numeric import normalize_rows
 from seestocks_rank.progress import Progress
 from seestocks_rank.store.embedding_store import MANIFEST_COLUMNS, PARTIAL_MANIFEST, EmbeddingStore, write_chunk
 from seestocks_rank.store.tables import write_parquet_atomic
 
-CONTENT_COLUMNS = ("title", "image_path", "model_version")
+CONTENT_COLUMNS = ("title", "image_path", "image_stamp", "model_version")
 
 
 DEFAULT_TEXT_WEIGHT = 0.7
@@ -73,6 +76,7 @@ class EmbeddingRun:
     dropped: int
     compacted: bool
     resumed: int = 0  # rows an interrupted run had encoded, taken from the partial manifest
+    images_encoded: int = 0  # of the encoded rows, those whose image went through the image model
 
 
 def _matching_rows(store: EmbeddingStore | None, keyed: pl.DataFrame, dim: int, image_dim: int | None) -> pl.DataFrame:
@@ -144,6 +148,10 @@ def embed_products(
         pl.col("image_path").fill_null(""),
         pl.lit(version).alias("model_version"),
     )
+    stamps = [image_stamp(p) for p in keyed.get_column("image_path").to_list()] if image_model is not None else None
+    keyed = keyed.with_columns(
+        pl.Series("image_stamp", stamps, dtype=pl.String) if stamps is not None else pl.lit("").alias("image_stamp")
+    )
     reusable = _matching_rows(previous, keyed, encoder.dim, image_dim)
     resumed = _matching_rows(EmbeddingStore.open(root, PARTIAL_MANIFEST), keyed, encoder.dim, image_dim)
     resumed = resumed.join(reusable.select("offer_id"), on="offer_id", how="anti")
@@ -166,9 +174,10 @@ def embed_products(
     )
     if compact:
         store = store.compacted()
+    images = 0 if image_model is None else todo.filter(pl.col("image_path") != "").height
     return EmbeddingRun(
         store=store, encoded=todo.height, reused=reusable.height, dropped=dropped, compacted=compact,
-        resumed=resumed.height,
+        resumed=resumed.height, images_encoded=images,
     )  # fmt: skip
 
 

@@ -2,10 +2,11 @@
 
 The catalog's vectors never live in Python objects or Parquet list columns: each run writes the vectors it
 encoded as one new chunk (``chunks/<id>/text.npy``, plus ``image.npy`` and ``fused.npy`` with an image
-model) and a manifest (``manifest.parquet``: ``offer_id``, the content the vectors depend on, ``chunk``,
-``row``) that maps every offer to its row. Readers memory-map the chunks and gather only the rows they
-need, so a nightly run that re-encodes 1% of the catalog writes 1% of the vectors. When too much of the
-stored rows are dead (replaced or removed offers), the live rows are compacted into one chunk.
+model) and a manifest (``manifest.parquet``: ``offer_id``, the content the vectors depend on (title, image
+path, the image file's size and mtime, model version), ``chunk``, ``row``) that maps every offer to its row.
+Readers memory-map the chunks and gather only the rows they need, so a nightly run that re-encodes 1% of
+the catalog writes 1% of the vectors. When too much of the stored rows are dead (replaced or removed
+offers), the live rows are compacted into one chunk.
 
 The manifest is the commit point: it is replaced atomically, the previous one is kept as
 ``manifest.previous.parquet``, and only chunks referenced by neither (nor by the partial manifest of a run
@@ -42,7 +43,9 @@ CHUNKS = "chunks"
 KINDS = ("text", "image", "fused")
 
 
-MANIFEST_COLUMNS = ("offer_id", "title", "image_path", "model_version", "image_error", "has_image", "chunk", "row")
+MANIFEST_COLUMNS = (
+    "offer_id", "title", "image_path", "image_stamp", "model_version", "image_error", "has_image", "chunk", "row",
+)  # fmt: skip
 
 
 _GATHER_ROWS = 65_536
@@ -94,6 +97,8 @@ class EmbeddingStore:
         if not path.exists():
             return None
         manifest = pl.read_parquet(path)
+        if "image_stamp" not in manifest.columns:  # a store from before image stamps: its images re-encode once
+            manifest = manifest.with_columns(pl.lit("").alias("image_stamp")).select(MANIFEST_COLUMNS)
         store = cls(Path(root), manifest, 0)  # an empty store has no dimension: anything re-encodes into it
         chunks = manifest.get_column("chunk").unique().sort().to_list()
         if chunks:

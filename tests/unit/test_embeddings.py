@@ -277,3 +277,13 @@ def test_a_partial_manifest_of_another_model_is_not_resumed(hashing_encoder, tmp
     hashing_encoder.model_version = "another-model"
     run = embed_products(_products(), hashing_encoder, tmp_path, slice_rows=2)
     assert (run.resumed, run.encoded) == (0, 4)
+
+
+def test_a_store_from_before_image_stamps_opens_and_text_rows_are_reused(hashing_encoder, tmp_path) -> None:
+    run = embed_products(_products(), hashing_encoder, tmp_path)
+    run.store.commit()
+    pl.read_parquet(tmp_path / MANIFEST).drop("image_stamp").write_parquet(tmp_path / MANIFEST)
+    old = EmbeddingStore.open(tmp_path)
+    assert old.manifest.columns == list(MANIFEST_COLUMNS) and old.manifest["image_stamp"].to_list() == [""] * 4
+    again = embed_products(_products(), hashing_encoder, tmp_path, old)
+    assert (again.encoded, again.reused) == (0, 4)  # text-only vectors never depended on image files

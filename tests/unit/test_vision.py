@@ -271,6 +271,32 @@ def test_embed_products_with_images(hashing_encoder, tmp_path) -> None:
     assert ok.tolist() == [False, False, True] and mat[2, 0] == 1.0 and (mat[:2] == 0).all()
 
 
+def test_only_new_or_replaced_images_are_encoded_again(hashing_encoder, tmp_path) -> None:
+    import os
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.png").write_bytes(name.encode())
+    products = pl.DataFrame(
+        {"offer_id": ["a", "b"], "title": ["red shirt", "blue bag"], "image_path": [str(tmp_path / "a.png"),
+                                                                                     str(tmp_path / "b.png")]}
+    )  # fmt: skip
+    images, root = _FakeImageModel(hashing_encoder.dim), tmp_path / "store"
+    first = embed_products(products, hashing_encoder, root, None, images)
+    assert (first.encoded, first.images_encoded) == (2, 2)
+    first.store.commit()
+    same = embed_products(products, hashing_encoder, root, EmbeddingStore.open(root), images)
+    assert (same.encoded, same.images_encoded, same.reused) == (0, 0, 2)
+    (tmp_path / "b.png").write_bytes(b"a new photo")  # replaced in place: same path, same title
+    os.utime(tmp_path / "b.png", ns=(1, 1))
+    (tmp_path / "c.png").write_bytes(b"c")
+    grown = pl.concat(
+        [products, pl.DataFrame({"offer_id": ["c"], "title": ["hat"], "image_path": [str(tmp_path / "c.png")]})]
+    )
+    again = embed_products(grown, hashing_encoder, root, EmbeddingStore.open(root), images)
+    assert (again.encoded, again.images_encoded, again.reused) == (2, 2, 1)
+    assert again.store.manifest.filter(pl.col("offer_id") == "b").get_column("image_stamp")[0].startswith("11:")
+
+
 def test_text_only_store_has_no_image_vectors_without_an_image_model(hashing_encoder, tmp_path) -> None:
     products = pl.DataFrame({"offer_id": ["a"], "title": ["red shirt"], "image_path": ["/x/a.png"]})
     store = embed_products(products, hashing_encoder, tmp_path).store
