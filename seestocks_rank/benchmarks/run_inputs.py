@@ -125,6 +125,8 @@ def cmd_run_inputs(args: argparse.Namespace) -> int:
             pl.lit("INR").alias("currency"),
             pl.col("category_id").cast(pl.String),
         )
+    if args.images:
+        catalog = with_photos(catalog, Path(args.images), Path(args.out), text_only=args.text_only)
     summary = write_run_inputs(
         catalog,
         taxonomy,
@@ -139,6 +141,24 @@ def cmd_run_inputs(args: argparse.Namespace) -> int:
     return 0
 
 
+def with_photos(catalog: pl.DataFrame, images: Path, out: Path, *, text_only: bool = False) -> pl.DataFrame:
+    """The products that have a photo ``<product_id>.jpg`` in ``images``, with ``image_path`` pointing at a
+    copy under ``out/images/`` (a catalog's images live in its folder). ``text_only``: the same products
+    without the column, to measure what the photos add on the same pages and mis-tags."""
+    import shutil
+
+    have = {p.stem for p in images.glob("*.jpg")}
+    kept = catalog.filter(pl.col("product_id").is_in(sorted(have)))
+    if kept.height == 0:
+        raise ValueError(f"no <product_id>.jpg photo in {images} matches a product")
+    if text_only:
+        return kept
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for product in kept.get_column("product_id").to_list():
+        shutil.copyfile(images / f"{product}.jpg", out / "images" / f"{product}.jpg")
+    return kept.with_columns(("images/" + pl.col("product_id") + ".jpg").alias("image_path"))
+
+
 def add_run_inputs_parser(bench: argparse._SubParsersAction) -> None:
     """Register ``run-inputs`` under the ``bench`` subcommand group."""
     p = bench.add_parser("run-inputs", help="a public catalog as run inputs with mis-tags, judgments and truth")
@@ -150,4 +170,6 @@ def add_run_inputs_parser(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", type=float, default=0.1, help="share of products given a wrong tag")
     p.add_argument("--judged-share", type=float, default=0.4, help="share of pages with judgments")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--images", help="fashion: keep the products with a photo <id>.jpg in this folder, with image_path")
+    p.add_argument("--text-only", action="store_true", help="with --images: the same products, no image_path")
     p.set_defaults(func=cmd_run_inputs)

@@ -196,7 +196,8 @@ ORDER BY page_filled_share, top10_max_retailer_share DESC""",
     ),
 }
 _PATTERNS = ((re.compile(r"^contribution_bias$"), "the model's base score, before any signal"),
-             (re.compile(r"^contribution_(.+)$"), "{0}'s contribution to the score (TreeSHAP)"))  # fmt: skip
+             (re.compile(r"^contribution_(.+)$"),
+              "{0}'s contribution to the score (TreeSHAP; a linear blend: weight x page z-score)"))  # fmt: skip
 
 
 def column_comment(column: str) -> str | None:

@@ -4,8 +4,9 @@ some pages, and the other pages listed for scoring."""
 from pathlib import Path
 
 import polars as pl
+import pytest
 
-from seestocks_rank.benchmarks.run_inputs import write_run_inputs
+from seestocks_rank.benchmarks.run_inputs import with_photos, write_run_inputs
 from seestocks_rank.inputs.taxonomy import Taxonomy
 
 TAXONOMY = """# Google_Product_Taxonomy_Version: test
@@ -52,3 +53,19 @@ def test_run_inputs_from_a_labelled_catalog(tmp_path: Path) -> None:
     scored = set(pl.read_csv(tmp_path / "scored_pages.csv").get_column("category_id").to_list())
     assert scored == set(pages) - judged
     assert Taxonomy.load(tmp_path / "taxonomy.txt") == taxonomy
+
+
+def test_photos_keep_the_products_that_have_one(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for product in ("p1", "p3"):
+        (photos / f"{product}.jpg").write_bytes(b"jpg " + product.encode())
+    catalog = pl.DataFrame({"product_id": ["p1", "p2", "p3"], "title": ["a", "b", "c"]})
+    out = tmp_path / "inputs"
+    with_images = with_photos(catalog, photos, out)
+    assert with_images.get_column("image_path").to_list() == ["images/p1.jpg", "images/p3.jpg"]
+    assert (out / "images" / "p3.jpg").read_bytes() == b"jpg p3"  # copied beside the catalog
+    text_only = with_photos(catalog, photos, tmp_path / "text", text_only=True)
+    assert text_only.equals(with_images.drop("image_path"))  # the same rows, so the same mis-tags
+    with pytest.raises(ValueError, match="no <product_id>.jpg"):
+        with_photos(catalog, tmp_path, out)
