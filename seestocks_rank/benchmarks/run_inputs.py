@@ -39,7 +39,8 @@ def write_run_inputs(
     """Write the run's inputs and truth to ``out``; returns counts of what was written.
 
     ``catalog``: the pipeline's catalog columns (``product_id, title, retailer, price, category_id, ...``),
-    ``category_id`` the true category.
+    ``category_id`` the true category; an optional ``cluster_id`` (which product an offer is) goes to the
+    truth only.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,8 @@ def write_run_inputs(
     pages = select_pages(taxonomy, true, min_products=min_products).join(top, on="category_id", how="semi")
     page_ids = pages.get_column("category_id").to_numpy()
     assigned, noisy = inject_noise(true, taxonomy, page_ids, mistag_rate, seed)
-    tagged = catalog.with_columns(pl.Series("category_id", assigned).cast(pl.String))
+    truth_columns = [c for c in ("cluster_id",) if c in catalog.columns]  # the truth's, not the catalog's
+    tagged = catalog.drop(truth_columns).with_columns(pl.Series("category_id", assigned).cast(pl.String))
     rng = np.random.default_rng(seed)
     judged = np.sort(rng.permutation(page_ids)[: int(round(judged_share * len(page_ids)))])
     judged_rows = _judged_rows(pl.DataFrame({"category_id": assigned}), judged, taxonomy, rng)
@@ -61,7 +63,7 @@ def write_run_inputs(
             "grade": grades,
         }
     )
-    truth = catalog.select("product_id", "retailer", pl.Series("true_category_id", true))
+    truth = catalog.select("product_id", "retailer", pl.Series("true_category_id", true), *truth_columns)
     tagged.write_csv(out / "catalog.csv")
     (out / "taxonomy.txt").write_text(taxonomy.to_text())
     pages.write_csv(out / "category_pages.csv")
@@ -111,10 +113,12 @@ def _judged_rows(tags: pl.DataFrame, judged: np.ndarray, taxonomy: Taxonomy, rng
 
 def cmd_run_inputs(args: argparse.Namespace) -> int:
     """``seestocks-rank bench run-inputs``: write a public catalog as run inputs (one JSON object)."""
-    from seestocks_rank.benchmarks.datasets import load_fashion, load_flipkart
+    from seestocks_rank.benchmarks.datasets import REFERENCE_TIME, load_fashion, load_flipkart
 
     if args.source == "flipkart":
         catalog, taxonomy = load_flipkart(args.path)
+    elif args.source == "pricerunner":
+        catalog, taxonomy = pricerunner_catalog(args.path, seed=args.seed)
     else:
         fashion, taxonomy = load_fashion(args.path)
         catalog = fashion.select(
@@ -124,6 +128,7 @@ def cmd_run_inputs(args: argparse.Namespace) -> int:
             pl.lit("1").alias("price"),
             pl.lit("INR").alias("currency"),
             pl.col("category_id").cast(pl.String),
+            pl.lit(REFERENCE_TIME.isoformat()).alias("last_seen"),
         )
     if args.images:
         catalog = with_photos(catalog, Path(args.images), Path(args.out), text_only=args.text_only)
@@ -139,6 +144,35 @@ def cmd_run_inputs(args: argparse.Namespace) -> int:
     )
     print(json.dumps({"source": args.source, **summary}))
     return 0
+
+
+def pricerunner_catalog(path: str | Path, *, seed: int = 7) -> tuple[pl.DataFrame, Taxonomy]:
+    """PriceRunner's offers as a multi-retailer catalog (a merchant is a retailer; its 10 categories are the
+    taxonomy) with ``cluster_id`` for the truth. PriceRunner publishes no prices, so each offer gets a
+    synthetic one: a seeded log-normal price per cluster, each merchant within +-10% of it (so the dedup's
+    price condition is exercised as on real offers; figures that depend on prices are not PriceRunner's)."""
+    from seestocks_rank.benchmarks.datasets import REFERENCE_TIME, load_pricerunner, taxonomy_from_paths
+
+    offers = load_pricerunner(path)
+    taxonomy, ids = taxonomy_from_paths(offers.get_column("block").str.replace_all(">", "-"))
+    rng = np.random.default_rng(seed)
+    clusters = offers.get_column("cluster_id").unique().sort()
+    base = pl.DataFrame({"cluster_id": clusters, "_base": np.exp(rng.normal(4.0, 1.2, len(clusters)))})
+    priced = offers.join(base, on="cluster_id", how="left", maintain_order="left").with_columns(
+        (pl.col("_base") * pl.Series(rng.uniform(0.9, 1.1, offers.height))).round(2).alias("price")
+    )
+    catalog = priced.select(
+        "product_id",
+        "title",
+        "retailer",
+        pl.col("price").cast(pl.String),
+        pl.lit("EUR").alias("currency"),
+        pl.col("block").str.replace_all(">", "-").replace_strict(ids, return_dtype=pl.Int64).cast(pl.String)
+        .alias("category_id"),
+        pl.lit(REFERENCE_TIME.isoformat()).alias("last_seen"),
+        "cluster_id",
+    )  # fmt: skip
+    return catalog, taxonomy
 
 
 def with_photos(catalog: pl.DataFrame, images: Path, out: Path, *, text_only: bool = False) -> pl.DataFrame:
@@ -162,8 +196,10 @@ def with_photos(catalog: pl.DataFrame, images: Path, out: Path, *, text_only: bo
 def add_run_inputs_parser(bench: argparse._SubParsersAction) -> None:
     """Register ``run-inputs`` under the ``bench`` subcommand group."""
     p = bench.add_parser("run-inputs", help="a public catalog as run inputs with mis-tags, judgments and truth")
-    p.add_argument("--source", choices=("flipkart", "fashion"), required=True, help="which public catalog")
-    p.add_argument("--path", required=True, help="its file (flipkart_20k_joined.csv.gz or styles.csv.gz)")
+    p.add_argument("--source", choices=("flipkart", "fashion", "pricerunner"), required=True, help="which catalog")
+    p.add_argument(
+        "--path", required=True, help="its file (flipkart_20k_joined.csv.gz, styles.csv.gz, pricerunner_aggregate.csv)"
+    )
     p.add_argument("--out", required=True, help="folder for the inputs and the truth")
     p.add_argument("--max-depth", type=int, default=2, help="pages are the taxonomy's nodes down to this depth")
     p.add_argument("--min-products", type=int, default=30, help="a page needs this many products")

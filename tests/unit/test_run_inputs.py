@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from seestocks_rank.benchmarks.run_inputs import with_photos, write_run_inputs
+from seestocks_rank.benchmarks.run_inputs import pricerunner_catalog, with_photos, write_run_inputs
 from seestocks_rank.inputs.taxonomy import Taxonomy
 
 TAXONOMY = """# Google_Product_Taxonomy_Version: test
@@ -69,3 +69,22 @@ def test_photos_keep_the_products_that_have_one(tmp_path: Path) -> None:
     assert text_only.equals(with_images.drop("image_path"))  # the same rows, so the same mis-tags
     with pytest.raises(ValueError, match="no <product_id>.jpg"):
         with_photos(catalog, tmp_path, out)
+
+
+def test_pricerunner_offers_become_a_multi_retailer_catalog_with_clusters_in_the_truth(tmp_path: Path) -> None:
+    raw = tmp_path / "pricerunner.csv"
+    raw.write_text(
+        "product_id, product_title, vendor_id, cluster_id, cluster_label, category_id, category_label\n"
+        "1,apple iphone 8 64gb,1,10,iPhone 8,2612,Mobile Phones\n"
+        "2,apple iphone 8 64 gb silver,2,10,iPhone 8,2612,Mobile Phones\n"
+        "3,bosch serie 4 dishwasher,1,11,Bosch Serie 4,2613,Dishwashers\n"
+    )
+    catalog, taxonomy = pricerunner_catalog(raw, seed=1)
+    assert catalog.get_column("retailer").to_list() == ["1", "2", "1"]
+    assert sorted(taxonomy.nodes.get_column("name").to_list()) == ["Dishwashers", "Mobile Phones"]
+    prices = catalog.get_column("price").cast(pl.Float64).to_numpy()
+    assert 0.8 < prices[0] / prices[1] < 1.25  # one product: its merchants' synthetic prices within +-10%
+    out = tmp_path / "inputs"
+    write_run_inputs(catalog, taxonomy, out, min_products=1, mistag_rate=0.0, judged_share=0.5, seed=1)
+    assert "cluster_id" not in pl.read_csv(out / "catalog.csv").columns  # the truth's, not the catalog's
+    assert pl.read_csv(out / "truth.csv").get_column("cluster_id").to_list() == [10, 10, 11]
