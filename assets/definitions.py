@@ -28,7 +28,8 @@ from resources import (
     VisionModelResource,
 )
 from resources.data_root import DataRootResource
-from resources.settings import ranking_settings
+from resources.settings import ranking_settings, resource_from_env
+from resources.vision import VISION_ENV
 from seestocks_rank.store.layout import DataRoot
 
 INPUT_ENV_VARS = {
@@ -75,7 +76,7 @@ def build_resources(
         "text_model": text_model_resource(compute),
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
         "settings": settings or ranking_settings(),
-        "vision": VisionModelResource(),
+        "vision": resource_from_env(VisionModelResource, VISION_ENV),
         "catalog_context": CatalogContextResource(),
     }
 

@@ -4,6 +4,7 @@ the domain's own configs (``RuleConfig``), so a default is written once."""
 import json
 import os
 from dataclasses import fields
+from typing import TypeVar
 
 import dagster as dg
 import pydantic
@@ -11,6 +12,7 @@ import pydantic
 from seestocks_rank.rules.page_rules import RuleConfig
 
 _RULES = RuleConfig()
+R = TypeVar("R", bound=dg.ConfigurableResource)
 
 
 class RankingSettings(dg.ConfigurableResource):
@@ -61,19 +63,25 @@ SETTINGS_ENV = "SEESTOCKS_SETTINGS"  # JSON: RankingSettings fields to override,
 def ranking_settings(**overrides: object) -> RankingSettings:
     """The settings: ``$SEESTOCKS_SETTINGS`` (JSON) over the defaults, then ``overrides`` (command-line
     options) over both. Raises ValueError naming the variable and the field when it is unusable."""
-    text = os.environ.get(SETTINGS_ENV) or "{}"
+    return resource_from_env(RankingSettings, SETTINGS_ENV, **overrides)
+
+
+def resource_from_env(cls: type[R], variable: str, **overrides: object) -> R:
+    """``cls`` configured from ``$variable`` (a JSON object of its fields) over its defaults, then
+    ``overrides`` over both; raises ValueError naming the variable and the field when it is unusable."""
+    text = os.environ.get(variable) or "{}"
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{SETTINGS_ENV}={text}: not JSON ({error})") from error
+        raise ValueError(f"{variable}={text}: not JSON ({error})") from error
     if not isinstance(values, dict):
-        raise ValueError(f"{SETTINGS_ENV}={text}: not a JSON object of settings")
-    unknown = sorted(set(values) - set(RankingSettings.model_fields))
+        raise ValueError(f"{variable}={text}: not a JSON object of settings")
+    unknown = sorted(set(values) - set(cls.model_fields))
     if unknown:
-        raise ValueError(f"{SETTINGS_ENV}={text}: unknown setting(s) {unknown}")
+        raise ValueError(f"{variable}={text}: unknown setting(s) {unknown}")
     try:
-        return RankingSettings(**{**values, **overrides})
+        return cls(**{**values, **overrides})
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{SETTINGS_ENV}={text}: {field}: {first['msg']}") from error
+        raise ValueError(f"{variable}={text}: {field}: {first['msg']}") from error

@@ -21,6 +21,9 @@ def _load(
     )
 
 
+VISION_ENV = "SEESTOCKS_VISION"  # JSON: VisionModelResource fields for the CLI's runs, e.g. {"image_weight": 0}
+
+
 class VisionModelResource(dg.ConfigurableResource):
     """open_clip model for product images. Nothing is ever downloaded.
 

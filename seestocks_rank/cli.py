@@ -53,12 +53,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from resources.settings import ranking_settings
+    from resources.settings import ranking_settings, resource_from_env
+    from resources.vision import VISION_ENV, VisionModelResource
 
     root = _root(args)
     overrides = {} if args.cross_encoder_minutes is None else {"cross_encoder_minutes": args.cross_encoder_minutes}
     try:
         settings = ranking_settings(**overrides)
+        resource_from_env(VisionModelResource, VISION_ENV)
     except ValueError as error:  # before the code location loads them too
         raise CommandError(EXIT_INPUT, str(error)) from error
     from assets.runner import RunTimedOut, failure_summary, run_pipeline

@@ -44,6 +44,7 @@ def _broken_catalog(tmp: Path, demo: Path, kind: str) -> Path:
         ("SEESTOCKS_CATEGORY_PAGES", lambda t, d: _pages(t, "category_id\n6016\nbanana\n"), "row 1 has category_id"),
         ("SEESTOCKS_JUDGMENTS", lambda t, d: _pages(t, "category_id,product_id\n6016,x\n"), "lack column(s) ['grade']"),
         ("SEESTOCKS_SETTINGS", lambda t, d: '{"page_size": "many"}', "page_size"),
+        ("SEESTOCKS_VISION", lambda t, d: '{"image_weigth": 0}', "unknown setting(s) ['image_weigth']"),
     ],
 )
 def test_an_unusable_input_stops_the_run_with_one_line(demo: Path, tmp_path: Path, variable, make, expected):
