@@ -12,13 +12,18 @@ export TRANSFORMERS_OFFLINE := 1
 
 setup: $(VENV)/.installed
 
-# torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU).
+# torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU);
+# faiss is faiss-gpu on Linux x86_64, which runs CPU indexes too (bench/results/faiss_gpu_packaging.md).
 # constraints.txt pins every package to the versions the tests passed with (reproducible installs);
 # regenerate it with `make lock` after changing a dependency.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@# a venv from before faiss-gpu still has faiss-cpu, whose `faiss` module one of them overwrote: keep faiss-gpu's
+	if $(BIN)/pip show --quiet faiss-gpu 2>/dev/null && $(BIN)/pip show --quiet faiss-cpu 2>/dev/null; then \
+	  $(BIN)/pip uninstall --quiet --yes faiss-cpu && \
+	  $(BIN)/pip install --quiet --no-deps --force-reinstall -c constraints.txt faiss-gpu; fi
 	touch $@
 
 lock: setup
