@@ -8,17 +8,22 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup lock demo test test-fast lint ui validate clean bench-quality bench-scale
+.PHONY: setup lock demo test test-fast gpu-check lint ui validate clean bench-quality bench-scale
 
 setup: $(VENV)/.installed
 
-# torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU).
+# torch/torchvision are pinned to the releases pip finds on this machine's disk (a CUDA build that runs on CPU);
+# faiss is faiss-gpu on Linux x86_64, which runs CPU indexes too (bench/results/faiss_gpu_packaging.md).
 # constraints.txt pins every package to the versions the tests passed with (reproducible installs);
 # regenerate it with `make lock` after changing a dependency.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@# a venv from before faiss-gpu still has faiss-cpu, whose `faiss` module one of them overwrote: keep faiss-gpu's
+	if $(BIN)/pip show --quiet faiss-gpu 2>/dev/null && $(BIN)/pip show --quiet faiss-cpu 2>/dev/null; then \
+	  $(BIN)/pip uninstall --quiet --yes faiss-cpu && \
+	  $(BIN)/pip install --quiet --no-deps --force-reinstall -c constraints.txt faiss-gpu; fi
 	touch $@
 
 lock: setup
@@ -33,6 +38,12 @@ test: setup
 # the quick loop while developing: without the minutes-long real-process and real-model tests
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
+
+# The GPU checks (tests/gpu): each CUDA path run for real on tiny inputs against the CPU. On a host without
+# CUDA it stops with an error, so a skip is never taken for a pass; `make test` just skips them there.
+gpu-check: setup
+	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or sys.exit('no CUDA device: GPU checks skipped (make gpu-check needs a CUDA host)')"
+	$(BIN)/pytest -m gpu tests/gpu -rs
 
 lint: setup
 	$(BIN)/ruff check .
