@@ -84,18 +84,16 @@ def cross_encoder_features(
     timings: dict[str, float] = {}
     with timed(timings, "catalog_context_s"):
         scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy, predicted_categories)
+    ooc_filter = OutOfCategoryFilter(scoring) if settings.out_of_category_filter else None
     with storage.cached_cross_encoder(cross_encoder.load()) as model:
         features = candidate_features(
-            candidate_sets,
-            scoring,
-            taxonomy_centroids,
-            cross_encoder=model,
-            out_of_category_filter=OutOfCategoryFilter(scoring) if settings.out_of_category_filter else None,
+            candidate_sets, scoring, taxonomy_centroids, cross_encoder=model, out_of_category_filter=ooc_filter,
             timings=timings,
-        )
+        )  # fmt: skip
     if model is not None:
         timings |= {"cross_encoder_pairs_scored": model.computed, "cross_encoder_pairs_reused": model.reused}
     flagged = int(features.get_column("out_of_category").sum()) if "out_of_category" in features.columns else 0
+    images = ooc_filter is not None and scoring.image_rows().any()
     null_share = {c: round(features.get_column(c).null_count() / max(features.height, 1), 3) for c in FEATURE_COLUMNS}
     context.add_output_metadata(
         {
@@ -103,6 +101,7 @@ def cross_encoder_features(
             "pages": len(context.partition_keys),
             "out_of_category": flagged,
             "null_share": dg.MetadataValue.json(null_share),
+            **({"visual_check": dg.MetadataValue.json(ooc_filter.visual_check())} if images else {}),
             **timings,
             **few_pages_only(context, preview=preview(features, 10)),
         }

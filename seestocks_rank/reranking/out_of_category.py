@@ -24,8 +24,9 @@ class OutOfCategoryConfig:
 
     Title: fewer than ``max_vote`` of the nearest titles are tagged within the page, or fewer than
     ``title_vote`` and the categorizer puts the product elsewhere and it is closer to another page's
-    centroid. Visual: the same vote over images. Price: ``|price_z| > max_price_abs_z`` while the title
-    vote is below ``price_vote``. Defaults were set on a development seed of the Flipkart protocol.
+    centroid. Visual: the same vote over images, when it passed its self-check (``visual_slack``). Price:
+    ``|price_z| > max_price_abs_z`` while the title vote is below ``price_vote``. Defaults were set on a
+    development seed of the Flipkart protocol.
     """
 
     neighbours: int = 10
@@ -34,6 +35,11 @@ class OutOfCategoryConfig:
     max_centroid_margin: float = 0.0
     max_price_abs_z: float = 6.0
     price_vote: float = 0.6
+    # the visual vote is used only when, on the catalog's own tags, it flags at most this much more of the
+    # products than the title vote does (``OutOfCategoryFilter.visual_check``): a weak image model's
+    # neighbours are noise, and would remove correctly tagged products
+    visual_slack: float = 0.05
+    self_check_sample: int = 5_000
 
 
 def centroid_margin(
@@ -69,6 +75,31 @@ class OutOfCategoryFilter:
         self.config = config or OutOfCategoryConfig()
         self._votes: dict[str, NeighbourVote] = {}
         self._relations: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._visual_check: dict[str, float | bool] | None = None
+
+    def visual_check(self) -> dict[str, float | bool]:
+        """Whether the visual vote is trusted on this catalog: on a seeded sample of the products with an
+        image, the share each vote would flag on the product's own tagged category (``title_self_flag``,
+        ``visual_self_flag``). Tags are mostly right, so a vote that flags many of them is noise; the
+        visual vote is used when its share is at most the title's plus ``visual_slack``."""
+        if self._visual_check is None:
+            c, cfg = self.catalog, self.config
+            with_image = np.flatnonzero(c.image_rows())
+            if len(with_image) < 2:
+                self._visual_check = {"visual_used": False}
+                return self._visual_check
+            rng = np.random.default_rng(0)
+            local = np.sort(rng.permutation(len(with_image))[: cfg.self_check_sample])
+            rows = with_image[local]
+            own = c.products.get_column("category_id").to_numpy()[rows]
+            title = float((self._vote("title")(rows, own) < cfg.max_vote).mean())
+            visual = float((self._vote("visual")(local, own) < cfg.max_vote).mean())
+            self._visual_check = {
+                "title_self_flag": round(title, 4),
+                "visual_self_flag": round(visual, 4),
+                "visual_used": visual <= title + cfg.visual_slack,
+            }
+        return self._visual_check
 
     def _vote(self, kind: str) -> NeighbourVote:
         """The ``title`` or ``visual`` neighbour vote over the whole catalog (the visual one over the rows
@@ -116,7 +147,7 @@ class OutOfCategoryFilter:
             pl.Series("neighbour_vote", self._vote("title")(rows, pair_pages).astype(np.float32)),
         ]
         ok = c.image_rows()
-        if ok.sum() > 1:
+        if ok.sum() > 1 and self.visual_check()["visual_used"]:
             with_image = np.flatnonzero(ok)
             local = np.full(len(ok), -1, dtype=np.int64)
             local[with_image] = np.arange(len(with_image))

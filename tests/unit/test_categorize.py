@@ -275,6 +275,16 @@ def test_out_of_category_evidence_flags_the_mistag_with_a_named_signal(hashing_e
     assert reasons[2].startswith("title:")  # the sauce tagged Peppers
     text_only = OutOfCategoryFilter(CatalogContext(products, vectors, FOOD), config).evidence(pairs, centroids)
     assert "visual_vote" not in text_only.columns
+    # images whose neighbours ignore the tags (each product its own look, all equally close) fail the
+    # self-check: they would flag correctly tagged products, so the visual vote is left out
+    noise = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
+    noisy = OutOfCategoryFilter(
+        CatalogContext(products, vectors, FOOD, image_vectors=noise, image_ok=has_image), config
+    )
+    assert noisy.visual_check()["visual_used"] is False
+    assert noisy.visual_check()["visual_self_flag"] > noisy.visual_check()["title_self_flag"] + config.visual_slack
+    assert "visual_vote" not in noisy.evidence(pairs, centroids).columns
+    assert OutOfCategoryFilter(catalog_context, config).visual_check()["visual_used"] is True
     with pytest.raises(ValueError, match="page without a centroid row"):
         OutOfCategoryFilter(catalog_context).evidence(pairs.with_columns(pl.lit(1).alias("category_id")), centroids)
 
