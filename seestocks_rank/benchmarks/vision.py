@@ -144,7 +144,10 @@ def run_bench(
     architecture: str = DEFAULT_ARCHITECTURE,
     seed: int = 0,
     batch_size: int = 64,
-    lr: float = 2e-3,
+    lr: float = TrainConfig.lr,
+    schedule: str = TrainConfig.schedule,
+    augment: str = TrainConfig.augment,
+    soft_targets: float = TrainConfig.soft_targets,
     level_names: list[str] | None = None,
     device: str = "auto",
     log=None,  # noqa: ANN001 - optional callable(str)
@@ -169,7 +172,15 @@ def run_bench(
         vlm,
         train.get_column("image").to_list(),
         train.get_column("title").to_list(),
-        TrainConfig(minutes=minutes, batch_size=batch_size, lr=lr, seed=seed),
+        TrainConfig(
+            minutes=minutes,
+            batch_size=batch_size,
+            lr=lr,
+            schedule=schedule,
+            augment=augment,
+            soft_targets=soft_targets,
+            seed=seed,
+        ),
         log=log,
     )
     after = vlm.encode_images([p for p, good in zip(test_images, ok, strict=True) if good])
@@ -211,7 +222,16 @@ def run_bench(
             "precision": vlm.precision,
             "text_tower_locked": bool(vlm.config.get("lock_text", False)),
         },
-        "train": {**result.summary(), "minutes_budget": minutes, "batch_size": batch_size, "lr": lr},
+        "train": {
+            **result.summary(),
+            **result.extra,
+            "minutes_budget": minutes,
+            "batch_size": batch_size,
+            "lr": lr,
+            "schedule": schedule,
+            "augment": augment,
+            "soft_targets": soft_targets,
+        },
         "prompts": {
             "name": "the class name",
             "subtree": "mean embedding of the class name and all names below it",
@@ -232,7 +252,10 @@ def add_vision_parser(bench_sub: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--architecture", default=DEFAULT_ARCHITECTURE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--schedule", default=TrainConfig.schedule, help="learning rate after warm-up: cosine or constant")
+    p.add_argument("--augment", default=TrainConfig.augment, help="none (flips only) or strong")
+    p.add_argument("--soft-targets", type=float, default=TrainConfig.soft_targets, help="0: one-hot title targets")
     p.add_argument("--level-names", help="comma-separated names of the hierarchy levels")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -265,6 +288,9 @@ def cmd_bench_vision(args: argparse.Namespace) -> int:
             seed=args.seed,
             batch_size=args.batch_size,
             lr=args.lr,
+            schedule=args.schedule,
+            augment=args.augment,
+            soft_targets=args.soft_targets,
             level_names=level_names.split(",") if level_names else None,
             device=args.device,
             log=log,

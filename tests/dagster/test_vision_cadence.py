@@ -98,7 +98,7 @@ def test_the_served_image_model_is_kept_until_drift_or_a_retrain(tmp_path: Path)
     assert not [p for p in (tmp_path / "models" / "vlm").iterdir() if p.name.startswith(".")]
 
     # Other training settings: trained for them; back to the first settings: that training is reused as is.
-    seventh, _ = _night(instance, tmp_path, train_lr=1e-3)
+    seventh, _ = _night(instance, tmp_path, train_lr=5e-4)
     assert seventh["status"] == "trained" and "setup changed" in seventh["reason"]
     eighth, emb = _night(instance, tmp_path)
     assert (

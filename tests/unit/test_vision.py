@@ -20,7 +20,13 @@ from seestocks_rank.models.vision import (
     resolve_precision,
     save_checkpoint,
 )
-from seestocks_rank.models.vlm_training import TrainConfig, save_training, train_contrastive
+from seestocks_rank.models.vlm_training import (
+    TrainConfig,
+    augment_batch,
+    lr_factor,
+    save_training,
+    train_contrastive,
+)
 from seestocks_rank.reranking.signals import compute_features
 from seestocks_rank.retrieval.centroids import visual_prototypes
 from seestocks_rank.retrieval.embeddings import embed_products, fuse, image_vectors
@@ -325,6 +331,42 @@ def test_training_time_budget_and_unreadable_pairs(coloured_images) -> None:
     paths, titles = coloured_images
     result = train_contrastive(model, [*paths[:8], "/no/such.png"], [*titles[:8], "x"], TrainConfig(minutes=0.0))
     assert result.steps == 0 and result.stopped_by == "time" and result.skipped_images == {"missing_file": 1}
+
+
+def test_lr_schedule() -> None:
+    def cosine(step: int, elapsed: float = 0.0) -> float:
+        return lr_factor("cosine", step, elapsed, warmup=10, max_steps=100, budget_s=60.0)
+
+    assert lr_factor("constant", 0, 0.0, warmup=10, max_steps=None, budget_s=60.0) == pytest.approx(0.1)
+    assert lr_factor("constant", 50, 59.0, warmup=10, max_steps=None, budget_s=60.0) == 1.0
+    assert cosine(0) == pytest.approx(0.1 * 1.0)
+    assert cosine(50) == pytest.approx(0.5)
+    assert cosine(100) == pytest.approx(0.0, abs=1e-12)
+    assert cosine(20, elapsed=30.0) == pytest.approx(0.5)  # the time budget is the larger share: it decides
+    assert lr_factor("cosine", 10, 60.0, warmup=1, max_steps=None, budget_s=60.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_augment_batch_keeps_shape_and_range() -> None:
+    import torch
+
+    x = torch.rand(6, 3, 16, 16)
+    flipped = augment_batch(x, torch.Generator().manual_seed(0), flip=True, strong=False)
+    assert all(torch.equal(f, o) or torch.equal(f, o.flip(2)) for f, o in zip(flipped, x, strict=True))
+    strong = augment_batch(x, torch.Generator().manual_seed(0), flip=True, strong=True)
+    again = augment_batch(x, torch.Generator().manual_seed(0), flip=True, strong=True)
+    assert strong.shape == x.shape and torch.equal(strong, again)
+    assert float(strong.min()) >= 0.0 and float(strong.max()) <= 1.0 and not torch.equal(strong, x)
+
+
+def test_strong_augmentation_trains_and_bad_settings_are_refused(coloured_images) -> None:
+    model = load_vision_model(TINY, device="cpu", precision="fp32")
+    paths, titles = coloured_images
+    result = train_contrastive(model, paths, titles, TrainConfig(max_steps=3, batch_size=8, augment="strong"))
+    assert result.steps == 3 and np.isfinite(result.losses).all()
+    with pytest.raises(ValueError, match="augment"):
+        train_contrastive(model, paths, titles, TrainConfig(max_steps=1, augment="heavy"))
+    with pytest.raises(ValueError, match="schedule"):
+        train_contrastive(model, paths, titles, TrainConfig(max_steps=1, schedule="linear"))
 
 
 # ---------------------------------------------------------------------------------------------- prototypes, signal

@@ -67,7 +67,7 @@ def test_retrain_flag_setup_change_and_no_served_model_train() -> None:
     for other in (
         setup_key("rn-mini-minilm", "rn-mini-minilm@random-seed0", TrainConfig()),
         setup_key("rn-tiny", "rn-tiny@0123abcd", TrainConfig()),  # another start checkpoint
-        setup_key("rn-tiny", "rn-tiny@random-seed0", TrainConfig(lr=1e-3)),
+        setup_key("rn-tiny", "rn-tiny@random-seed0", TrainConfig(lr=5e-4)),
     ):
         changed = decide(trained, other, served_setup=SETUP, served_pairs=trained)
         assert not changed.keep and "setup changed" in changed.reason
