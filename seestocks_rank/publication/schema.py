@@ -44,6 +44,7 @@ COLUMNS = {
     "price": "the offer's price",
     "currency": "the price's currency",
     "image_path": "the product image's path (null: none, or unusable)",
+    "image_stamp": "the image file's size and modification time when embedded (a replaced file is embedded again)",
     "last_seen": "when a crawl last saw the offer",
     "description": "the offer's description",
     "brand": "the offer's brand",
