@@ -237,7 +237,8 @@ def fusion_model(
         served = train_served_ranker(judged, seed=settings.seed)
     model, record = served.model, served.record
     folder = model.save(storage.root.fusion_models / model.version)
-    served.held_out_scores.write_parquet(folder / HELD_OUT_SCORES_FILE)
+    if served.held_out_scores.height:
+        served.held_out_scores.write_parquet(folder / HELD_OUT_SCORES_FILE)
     selection, calibration = record["selection"], record["calibration"]
     (folder / "selection.json").write_text(json.dumps(record, indent=2, default=float))
     plot = reliability_plot(calibration)
@@ -252,7 +253,7 @@ def fusion_model(
             - judgments.join(catalog.select("product_id"), on="product_id", how="semi").height,
             "cross_encoder_scores": dg.MetadataValue.json(sources),
             "held_out": dg.MetadataValue.json(selection["held_out"]),
-            "held_out_ece": float(calibration["ece"]),
+            **({"held_out_ece": float(calibration["ece"])} if calibration["ece"] is not None else {}),
             "ece_if_fitted_on_same_rows": float(calibration["ece_fitted_on_same_rows"]),
             "reliability": dg.MetadataValue.md(
                 f"![reliability](data:image/png;base64,{base64.b64encode(plot).decode()})"

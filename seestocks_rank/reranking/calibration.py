@@ -101,7 +101,9 @@ def reliability_plot(report: dict[str, object]) -> bytes:
         [b["mean_confidence"] for b in table],
         [b["relevant_share"] for b in table],
         marker="o",
-        label=f"held-out (ECE {report['ece']:.3f})",
+        label=f"held-out (ECE {report['ece']:.3f})"
+        if report["ece"] is not None
+        else f"same rows as fitted (ECE {report['ece_fitted_on_same_rows']:.3f})",
     )
     ax.set_xlabel("confidence")
     ax.set_ylabel("share judged relevant")

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.evaluation.selection import FusionSelection, LinearBlend, select_fusion_ranker
-from seestocks_rank.reranking.calibration import held_out_calibration
-from seestocks_rank.reranking.fusion import FusionModel
+from seestocks_rank.reranking.calibration import expected_calibration_error, held_out_calibration, reliability_bins
+from seestocks_rank.reranking.fusion import FusionModel, train_fusion
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 
 # The signals a linear blend weighs, as within-page z-scores, each oriented so that higher means more
@@ -71,6 +71,8 @@ def train_served_ranker(
     reliability bins), and the held-out scores."""
     if judged.height == 0:
         raise ValueError("no judged pairs to train the served ranker on")
+    if judged.get_column("category_id").n_unique() < 2:
+        return _single_page_ranker(judged, relevant_min, seed)
     feats = with_page_z(judged).with_columns(
         pl.col("category_id").cast(pl.Utf8).alias("query_id"), pl.col("offer_id").cast(pl.Utf8).alias("product_id")
     )
@@ -98,6 +100,29 @@ def train_served_ranker(
         {"selection": selection.record, "calibration": report},
         held_out,
     )
+
+
+def _single_page_ranker(judged: pl.DataFrame, relevant_min: float | None, seed: int) -> ServedRanker:
+    """Judgments on one page leave nothing to hold out: LightGBM trained on it, its confidence calibrated
+    on the same rows, and the record says so (no held-out figures)."""
+    model = train_fusion(judged, relevant_min=relevant_min, seed=seed)
+    grades = judged.get_column("grade").cast(pl.Float64).to_numpy()
+    threshold = relevant_min if relevant_min is not None else (grades.min() + grades.max()) / 2
+    confidence = model.predict(judged).get_column("confidence").to_numpy()
+    relevant = (grades >= threshold).astype(np.float64)
+    report = {
+        "ece": None,
+        "ece_fitted_on_same_rows": expected_calibration_error(confidence, relevant),
+        "rows": judged.height,
+        "relevant_share": float(relevant.mean()),
+        "bins": reliability_bins(confidence, relevant),
+    }
+    rule = "judgments on one page: nothing to hold out; LightGBM trained on it, calibrated on the same rows"
+    selection = {"chosen": "lightgbm", "rule": rule, "held_out": {}}
+    empty = pl.DataFrame(
+        schema={"category_id": pl.Int64, "offer_id": pl.Utf8, "grade": pl.Float64, "score": pl.Float64}
+    )
+    return ServedRanker(model, {"selection": selection, "calibration": report}, empty)
 
 
 def score_candidates(model: Ranker, features: pl.DataFrame) -> pl.DataFrame:

@@ -202,3 +202,11 @@ def test_a_served_blend_explains_each_score_by_signal() -> None:
     # closer in the taxonomy scores higher: the distance counts against
     page = with_page_z(features).filter(pl.col("category_id") == 0)
     assert np.corrcoef(page["taxonomy_distance_page_z"], page["taxonomy_distance"])[0, 1] == pytest.approx(-1.0)
+
+
+def test_judgments_on_one_page_train_lightgbm_and_say_nothing_was_held_out() -> None:
+    served = train_served_ranker(_judged(1, 40, seed=4, informative_cross_encoder=True), seed=0)
+    assert served.record["selection"]["chosen"] == "lightgbm" and served.record["selection"]["held_out"] == {}
+    assert served.record["calibration"]["ece"] is None  # no held-out calibration error to report
+    assert 0.0 <= served.record["calibration"]["ece_fitted_on_same_rows"] <= 1.0
+    assert served.held_out_scores.height == 0
