@@ -112,6 +112,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     lines = [f"run {result['run_id']}: {result['pages']} pages, {result['offers_with_truth']} offers with truth"]
     for name in ("naive", "pipeline"):
         lines.append(f"{name:>8}: " + ", ".join(f"{key} {value}" for key, value in result[name].items()))
+    if "best_single_signal" in result:
+        best = result["best_single_signal"]
+        figures = result["single_signals"][best]
+        lines.append(f"best single signal ({best}): " + ", ".join(f"{key} {value}" for key, value in figures.items()))
     _emit(args, "\n".join(lines), {"duckdb": str(duckdb_path), "truth": str(args.truth), **result})
     return 0
 

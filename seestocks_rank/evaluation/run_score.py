@@ -15,6 +15,11 @@ cheapest first), each truncated at ``k``:
 * ``duplicate_slots@k``: share of top-``k`` slots taken by a second offer of a cluster already above;
 * ``max_retailer_share@k``: the largest share of the top ``k`` one retailer holds, averaged over pages;
 * ``shown@k``: products in the top ``k``, averaged over pages.
+
+Also, for reference, each single signal's pages (``single_signals``): every candidate of the page
+(``filtered_rankings``) ordered by one signal alone, with no filter, rule or ranker, and which of them does
+best on the scored pages (``best_single_signal``: chosen on the very pages it is scored on, so an upper
+bound for one signal).
 """
 
 from __future__ import annotations
@@ -33,6 +38,28 @@ from seestocks_rank.retrieval.centroids import ancestor_pairs, tagged_products
 __all__ = ["load_truth", "score_pages", "score_run"]
 
 _RANKINGS = {"pipeline": "rankings", "naive": "naive_rankings"}
+
+# one signal alone orders a page's candidates: True, higher first; False, lower first
+SINGLE_SIGNALS = {
+    "retrieval_rank": False,
+    "centroid_cosine": True,
+    "prompt_cosine": True,
+    "name_match": True,
+    "cross_encoder_score": True,
+    "visual_similarity": True,
+    "taxonomy_distance": False,
+}
+
+
+def single_signal_pages(candidates: pl.DataFrame, signal: str, higher_first: bool) -> pl.DataFrame:
+    """``category_id, offer_id, retailer, rank``: each page's candidates ordered by ``signal`` alone (nulls
+    last, ties by offer id)."""
+    ordered = candidates.sort(
+        "category_id", signal, "offer_id", descending=[False, higher_first, False], nulls_last=True
+    )
+    return ordered.select(
+        "category_id", "offer_id", "retailer", pl.int_range(1, pl.len() + 1).over("category_id").alias("rank")
+    )
 
 
 def load_truth(path: str | Path, catalog: pl.DataFrame) -> pl.DataFrame:
@@ -162,6 +189,7 @@ def score_run(
             name: con.sql(f"select category_id, offer_id, retailer, rank from {table}").pl()  # noqa: S608
             for name, table in _RANKINGS.items()
         }
+        candidates = con.sql("select * from filtered_rankings").pl()
     if pages_path is not None:
         pages = pages.filter(pages.is_in(load_category_pages(pages_path, taxonomy).get_column("category_id").implode()))
     truth = load_truth(truth_path, catalog)
@@ -173,9 +201,24 @@ def score_run(
         "catalog_offers": catalog.height,
         "offers_with_truth": truth.height,
     }
-    for name, shown in rankings.items():
-        figures: dict[str, float] = {}
+
+    def figures(shown: pl.DataFrame) -> dict[str, float | None]:
+        out: dict[str, float] = {}
         for k in ks:
-            figures |= score_pages(shown, tagged, truth, closure, pages, k)
-        result[name] = {key: round(value, 4) if value is not None else None for key, value in figures.items()}
+            out |= score_pages(shown, tagged, truth, closure, pages, k)
+        return {key: round(value, 4) if value is not None else None for key, value in out.items()}
+
+    for name, shown in rankings.items():
+        result[name] = figures(shown)
+    singles = {
+        signal: figures(single_signal_pages(candidates, signal, higher_first))
+        for signal, higher_first in SINGLE_SIGNALS.items()
+        if signal in candidates.columns and candidates.get_column(signal).null_count() < candidates.height
+    }
+    if singles:
+        first = f"pages_misplaced@{ks[0]}"
+        result["best_single_signal"] = min(
+            singles, key=lambda s: (singles[s][first], -(singles[s][f"coverage@{ks[-1]}"] or 0))
+        )
+        result["single_signals"] = singles
     return result

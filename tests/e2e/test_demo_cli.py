@@ -42,3 +42,7 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     assert pipeline["pages_misplaced@10"] < naive["pages_misplaced@10"]
     assert pipeline["duplicate_slots@10"] < naive["duplicate_slots@10"]
     assert 0 < pipeline["coverage@50"] <= 1 and 0 < pipeline["max_retailer_share@10"] <= 1
+    # each single signal's pages, for reference: every candidate ordered by that signal alone
+    assert {"retrieval_rank", "centroid_cosine", "taxonomy_distance"} <= set(scored["single_signals"])
+    assert scored["best_single_signal"] in scored["single_signals"]
+    assert all(page["shown@10"] == 10 for page in scored["single_signals"].values())

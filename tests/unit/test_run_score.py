@@ -5,7 +5,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from seestocks_rank.evaluation.run_score import load_truth, score_pages
+from seestocks_rank.evaluation.run_score import load_truth, score_pages, single_signal_pages
 from seestocks_rank.inputs.errors import InputError
 
 # Tree: 1 Food > 2 Peppers, 3 Sauces; 4 Tools > 5 Tool Bags
@@ -86,3 +86,20 @@ def test_the_command_says_in_one_line_when_there_is_no_run(tmp_path: Path, capsy
     assert main(["--data-dir", str(tmp_path / "empty"), "score", "--truth", str(truth)]) == EXIT_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no published run" in err[0]
+
+
+def test_a_single_signal_orders_each_page_alone_with_missing_values_last() -> None:
+    candidates = pl.DataFrame(
+        {
+            "category_id": [1, 1, 1, 2, 2],
+            "offer_id": ["a", "b", "c", "d", "e"],
+            "retailer": ["r"] * 5,
+            "centroid_cosine": [0.2, None, 0.9, 0.5, 0.5],
+            "taxonomy_distance": [2, 0, 1, 0, 0],
+        }
+    )
+    by_cosine = single_signal_pages(candidates, "centroid_cosine", higher_first=True)
+    assert by_cosine.filter(pl.col("category_id") == 1).get_column("offer_id").to_list() == ["c", "a", "b"]
+    assert by_cosine.filter(pl.col("category_id") == 2).get_column("rank").to_list() == [1, 2]  # ties by id
+    by_distance = single_signal_pages(candidates, "taxonomy_distance", higher_first=False)
+    assert by_distance.filter(pl.col("category_id") == 1).get_column("offer_id").to_list() == ["b", "c", "a"]
