@@ -12,7 +12,7 @@ from assets._metadata import preview, timed
 from assets.models import HELD_OUT_SCORES_FILE, pipeline_judgments
 from resources import CrossEncoderResource, StorageResource, TextModelResource
 from seestocks_rank.evaluation.harness import evaluate
-from seestocks_rank.evaluation.out_of_fold import OUT_OF_FOLD_FILE, leak_free_cross_encoder_scores, read_out_of_fold
+from seestocks_rank.evaluation.out_of_fold import leak_free_cross_encoder_scores, saved_out_of_fold
 
 
 def _bar_chart(rankers: dict) -> bytes:
@@ -58,17 +58,15 @@ def relevance_report(
     scores, extra = {}, {}
     served = cross_encoder.load()
     if served is not None:
+        out_of_fold, trained_on_judgments = saved_out_of_fold(cross_encoder.folder)
+        judged = rows.with_columns(pl.col("query_id").alias("category_id"), pl.col("product_id").alias("offer_id"))
         with storage.cached_cross_encoder(served) as scorer:
-            own = rows.with_columns(pl.Series("score", scorer.score(rows["query"].to_list(), rows["title"].to_list())))
-        manifest = cross_encoder.manifest()
-        out_of_fold = read_out_of_fold(cross_encoder.folder / OUT_OF_FOLD_FILE, manifest.get("version", ""))
-        judged = own.select(
-            pl.col("query_id").alias("category_id"), pl.col("product_id").alias("offer_id"), "query_id", "product_id",
-            pl.col("score").alias("cross_encoder_score"),
-        )  # fmt: skip
-        leak_free, sources = leak_free_cross_encoder_scores(
-            judged, out_of_fold, trained_on_judgments="training_data" in manifest
-        )
+            leak_free, sources = leak_free_cross_encoder_scores(
+                judged,
+                out_of_fold,
+                trained_on_judgments=trained_on_judgments,
+                score=lambda part: scorer.score(part["query"].to_list(), part["title"].to_list()),
+            )
         scores["cross_encoder"] = leak_free.select(
             "query_id", "product_id", pl.col("cross_encoder_score").alias("score")
         )

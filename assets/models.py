@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from assets._metadata import timed
@@ -22,7 +23,7 @@ from seestocks_rank.evaluation.out_of_fold import (
     OUT_OF_FOLD_FILE,
     fit_cross_encoder_out_of_fold,
     leak_free_cross_encoder_scores,
-    read_out_of_fold,
+    saved_out_of_fold,
     write_out_of_fold,
 )
 from seestocks_rank.inputs.judgments import judged_pairs
@@ -52,6 +53,7 @@ from seestocks_rank.models.vlm_training import (
 from seestocks_rank.reranking.calibration import reliability_plot
 from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.ranker import PAGE_Z_SUFFIX, train_served_ranker
+from seestocks_rank.reranking.signals import add_cross_encoder_scores
 from seestocks_rank.retrieval.centroids import page_prompt
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
@@ -222,16 +224,17 @@ def fusion_model(
     is the model registry row the scoring stage reads."""
     pages = taxonomy_centroids.get_column("category_id")
     scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy, predicted_categories)
-    served = cross_encoder.load()
-    with storage.cached_cross_encoder(served) as model:
-        judged = candidate_features(
-            judged_pairs(judgments, catalog, pages), scoring, taxonomy_centroids, cross_encoder=model
+    judged = candidate_features(judged_pairs(judgments, catalog, pages), scoring, taxonomy_centroids)
+    out_of_fold, trained_on_judgments = saved_out_of_fold(cross_encoder.folder)
+    with storage.cached_cross_encoder(cross_encoder.load()) as model:
+
+        def score(rows: pl.DataFrame) -> np.ndarray:  # the served model, on the pairs it never trained on
+            scored = add_cross_encoder_scores(rows, scoring.products, taxonomy_centroids, model)
+            return scored.get_column("cross_encoder_score").to_numpy()
+
+        judged, sources = leak_free_cross_encoder_scores(
+            judged, out_of_fold, trained_on_judgments=trained_on_judgments, score=score if model is not None else None
         )
-    manifest = cross_encoder.manifest()
-    out_of_fold = read_out_of_fold(cross_encoder.folder / OUT_OF_FOLD_FILE, manifest.get("version", ""))
-    judged, sources = leak_free_cross_encoder_scores(
-        judged, out_of_fold, trained_on_judgments="training_data" in manifest
-    )
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
         served = train_served_ranker(judged, seed=settings.seed)
@@ -310,13 +313,6 @@ def _fingerprint(rows: pl.DataFrame, settings: RankingSettings) -> str:
     return h.hexdigest()[:12]
 
 
-def _out_of_fold_ready(folder: Path, version: str | None) -> bool:
-    """Whether ``folder`` holds the out-of-fold scores of the cross-encoder ``version`` (a run killed between
-    saving the model and its scores retrains rather than feed the fusion in-sample scores)."""
-    path = folder / OUT_OF_FOLD_FILE
-    return path.exists() and version is not None and read_out_of_fold(path, version) is not None
-
-
 @dg.asset(kinds={"pytorch"})
 def cross_encoder_model(
     context: dg.AssetExecutionContext,
@@ -338,7 +334,9 @@ def cross_encoder_model(
     meta_path = folder / CROSS_ENCODER_META_FILE
     manifest = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     status = "reused"
-    stale = manifest.get("training_data") != fingerprint or not _out_of_fold_ready(folder, manifest.get("version"))
+    # a run killed between saving the model and its out-of-fold scores retrains rather than feed the fusion
+    # in-sample scores
+    stale = manifest.get("training_data") != fingerprint or saved_out_of_fold(folder)[0] is None
     if settings.cross_encoder_minutes > 0 and stale:
         model, out_of_fold, record = fit_cross_encoder_out_of_fold(
             rows,

@@ -1,6 +1,5 @@
 """Model handles, loaded once per process and shared by the assets of a run."""
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -59,11 +58,6 @@ class CrossEncoderResource(dg.ConfigurableResource):
     @property
     def folder(self) -> Path:
         return Path(self.model_dir) if self.model_dir else self.data_root.root.cross_encoder
-
-    def manifest(self) -> dict:
-        """The saved model's manifest (``{}`` without a model): version, training record."""
-        path = self.folder / META_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
 
     def load(self) -> CrossEncoder | None:
         if not (self.folder / META_FILE).exists():

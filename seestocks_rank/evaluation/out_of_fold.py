@@ -3,6 +3,7 @@ fine-tuned on the same judgments, so each judged pair's feature must come from a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from seestocks_rank.models.cross_encoder import META_FILE
 from seestocks_rank.splits import query_folds
 
 if TYPE_CHECKING:
@@ -100,46 +102,58 @@ def read_out_of_fold(path: Path, version: str) -> pl.DataFrame | None:
     return table.drop("model_version")
 
 
+def saved_out_of_fold(folder: Path) -> tuple[pl.DataFrame | None, bool]:
+    """The out-of-fold table saved beside the cross-encoder in ``folder`` (``None``: it has none, or another
+    model's) and whether that model was trained on the pipeline's judgments (its manifest records their
+    fingerprint, ``training_data``)."""
+    meta = Path(folder) / META_FILE
+    manifest = json.loads(meta.read_text()) if meta.exists() else {}
+    return read_out_of_fold(Path(folder) / OUT_OF_FOLD_FILE, manifest.get("version", "")), "training_data" in manifest
+
+
 def leak_free_cross_encoder_scores(
-    judged: pl.DataFrame, out_of_fold: pl.DataFrame | None, *, trained_on_judgments: bool
+    judged: pl.DataFrame,
+    out_of_fold: pl.DataFrame | None,
+    *,
+    trained_on_judgments: bool,
+    score: Callable[[pl.DataFrame], np.ndarray] | None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """``judged`` (``category_id, offer_id, cross_encoder_score`` ...) with no score from a model that
-    trained on its pair: pairs the served cross-encoder trained on take their out-of-fold score (null
-    when there was none); pairs it never saw keep its score. ``out_of_fold``: the served model's
-    table (``query_id, product_id, cross_encoder_oof``), ``None`` when it has none: then its scores are
-    kept when it was trained elsewhere, and nulled when ``trained_on_judgments`` (a model trained on
-    these judgments without out-of-fold scores). Returns the frame and the count of each case."""
-    if (
-        "cross_encoder_score" not in judged.columns
-        or judged.get_column("cross_encoder_score").null_count() == judged.height
-    ):
+    """``judged`` (``category_id, offer_id`` ...) with a ``cross_encoder_score`` from no model that trained on
+    its pair: pairs the served cross-encoder trained on take their out-of-fold score (null when there was
+    none); pairs it never saw get its score, from ``score`` (the served model scoring the rows it is given,
+    called on those rows only; ``None``: there is no model, the frame is returned as is).
+    ``out_of_fold``: the served model's table (``query_id, product_id, cross_encoder_oof``), ``None`` when
+    it has none: then every pair is scored when it was trained elsewhere, and none (null) when
+    ``trained_on_judgments`` (a model trained on these judgments without out-of-fold scores). Returns the
+    frame and the count of each case."""
+    if score is None:
         return judged, {"no_cross_encoder": judged.height}
+    if out_of_fold is None and trained_on_judgments:
+        return judged.with_columns(pl.lit(None, pl.Float32).alias("cross_encoder_score")), {
+            "nulled_in_sample": judged.height
+        }
+    scores = np.full(judged.height, np.nan, dtype=np.float32)
     if out_of_fold is None:
-        if trained_on_judgments:
-            return judged.with_columns(pl.lit(None, pl.Float32).alias("cross_encoder_score")), {
-                "nulled_in_sample": judged.height
-            }
-        return judged, {"model_trained_elsewhere": judged.height}
-    keyed = out_of_fold.select(
-        pl.col("query_id").alias("_page"),
-        pl.col("product_id").alias("_offer"),
-        "cross_encoder_oof",
-        pl.lit(True).alias("_trained"),
-    )
-    joined = judged.with_columns(
-        pl.col("category_id").cast(pl.Utf8).alias("_page"), pl.col("offer_id").cast(pl.Utf8).alias("_offer")
-    ).join(keyed, on=["_page", "_offer"], how="left", maintain_order="left")
-    trained = joined.get_column("_trained").fill_null(False)
-    counts = {
-        "out_of_fold": int((trained & joined.get_column("cross_encoder_oof").is_not_null()).sum()),
-        "nulled_no_fold": int((trained & joined.get_column("cross_encoder_oof").is_null()).sum()),
-        "unseen_by_model": int((~trained).sum()),
-    }
-    out = joined.with_columns(
-        pl.when(pl.col("_trained"))
-        .then(pl.col("cross_encoder_oof"))
-        .otherwise(pl.col("cross_encoder_score"))
-        .cast(pl.Float32)
-        .alias("cross_encoder_score")
-    )
-    return out.drop("_page", "_offer", "cross_encoder_oof", "_trained"), counts
+        scores[:] = score(judged)
+        counts = {"model_trained_elsewhere": judged.height}
+    else:
+        keyed = out_of_fold.select(
+            pl.col("query_id").alias("_page"),
+            pl.col("product_id").alias("_offer"),
+            pl.col("cross_encoder_oof").fill_null(np.nan),
+            pl.lit(True).alias("_trained"),
+        )
+        joined = judged.select(
+            pl.col("category_id").cast(pl.Utf8).alias("_page"), pl.col("offer_id").cast(pl.Utf8).alias("_offer")
+        ).join(keyed, on=["_page", "_offer"], how="left", maintain_order="left")
+        trained = joined.get_column("_trained").fill_null(False).to_numpy()
+        scores[trained] = joined.get_column("cross_encoder_oof").to_numpy()[trained]
+        if (~trained).any():
+            scores[~trained] = score(judged.filter(pl.Series(~trained)))
+        counts = {
+            "out_of_fold": int((trained & ~np.isnan(scores)).sum()),
+            "nulled_no_fold": int((trained & np.isnan(scores)).sum()),
+            "unseen_by_model": int((~trained).sum()),
+        }
+    column = pl.Series("cross_encoder_score", scores, dtype=pl.Float32).fill_nan(None)
+    return judged.with_columns(column), counts

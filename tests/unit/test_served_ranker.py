@@ -101,27 +101,31 @@ def test_out_of_fold_file_belongs_to_one_model_version(tmp_path) -> None:  # noq
 
 
 def test_fusion_features_never_hold_an_in_sample_cross_encoder_score() -> None:
-    judged = pl.DataFrame(
-        {
-            "category_id": [1, 1, 2, 3],
-            "offer_id": ["a", "b", "c", "d"],
-            "cross_encoder_score": [0.9, 0.8, 0.7, 0.6],  # the served model's scores
-        },
-        schema_overrides={"cross_encoder_score": pl.Float32},
-    )
+    served_scores = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}  # what the served model would say
+    asked: list[list[str]] = []
+
+    def served(rows: pl.DataFrame) -> np.ndarray:
+        asked.append(rows.get_column("offer_id").to_list())
+        return np.array([served_scores[o] for o in rows.get_column("offer_id")], dtype=np.float32)
+
+    judged = pl.DataFrame({"category_id": [1, 1, 2, 3], "offer_id": ["a", "b", "c", "d"]})
     oof = pl.DataFrame(
         {"query_id": ["1", "1", "2"], "product_id": ["a", "b", "c"], "cross_encoder_oof": [0.1, None, 0.3]},
         schema_overrides={"cross_encoder_oof": pl.Float32},
     )
-    out, counts = leak_free_cross_encoder_scores(judged, oof, trained_on_judgments=True)
-    # a, c: trained on -> their out-of-fold score; b: trained on, no fold score -> null; d: never seen -> kept
+    out, counts = leak_free_cross_encoder_scores(judged, oof, trained_on_judgments=True, score=served)
+    # a, c: trained on -> their out-of-fold score; b: trained on, no fold score -> null; d: never seen -> served
     assert out.get_column("cross_encoder_score").to_list() == pytest.approx([0.1, None, 0.3, 0.6], nan_ok=True)
     assert counts == {"out_of_fold": 2, "nulled_no_fold": 1, "unseen_by_model": 1}
-    assert out.columns == judged.columns
-    nulled, counts = leak_free_cross_encoder_scores(judged, None, trained_on_judgments=True)
+    assert out.columns == [*judged.columns, "cross_encoder_score"]
+    assert asked == [["d"]]  # the served model scores only the pair it never trained on
+    nulled, counts = leak_free_cross_encoder_scores(judged, None, trained_on_judgments=True, score=served)
     assert nulled.get_column("cross_encoder_score").null_count() == 4 and counts == {"nulled_in_sample": 4}
-    kept, counts = leak_free_cross_encoder_scores(judged, None, trained_on_judgments=False)
-    assert kept.equals(judged) and counts == {"model_trained_elsewhere": 4}
+    kept, counts = leak_free_cross_encoder_scores(judged, None, trained_on_judgments=False, score=served)
+    assert kept.get_column("cross_encoder_score").to_list() == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert counts == {"model_trained_elsewhere": 4}
+    without, counts = leak_free_cross_encoder_scores(judged, oof, trained_on_judgments=True, score=None)
+    assert without.equals(judged) and counts == {"no_cross_encoder": 4}
 
 
 def test_held_out_calibration_is_cross_fitted_and_recovers_a_logistic_link() -> None:
