@@ -189,7 +189,9 @@ def score_run(
             name: con.sql(f"select category_id, offer_id, retailer, rank from {table}").pl()  # noqa: S608
             for name, table in _RANKINGS.items()
         }
-        candidates = con.sql("select * from filtered_rankings").pl()
+        available = {row[0] for row in con.execute("describe filtered_rankings").fetchall()}
+        wanted = [c for c in ("category_id", "offer_id", "retailer", *SINGLE_SIGNALS) if c in available]
+        candidates = con.sql(f"select {', '.join(wanted)} from filtered_rankings").pl()  # noqa: S608
     if pages_path is not None:
         pages = pages.filter(pages.is_in(load_category_pages(pages_path, taxonomy).get_column("category_id").implode()))
     truth = load_truth(truth_path, catalog)

@@ -22,7 +22,7 @@ from seestocks_rank.evaluation.metrics import (
 )
 from seestocks_rank.evaluation.statistics import choose_within_one_standard_error
 from seestocks_rank.numeric import feature_matrix
-from seestocks_rank.reranking.calibration import sigmoid
+from seestocks_rank.reranking.calibration import recalibrated_version, sigmoid
 from seestocks_rank.reranking.fusion import FusionModel, train_fusion
 from seestocks_rank.splits import query_folds
 
@@ -67,7 +67,7 @@ class LinearBlend:
 
     def recalibrated(self, calibration: tuple[float, float], metrics: dict[str, float]) -> LinearBlend:
         """This blend with a confidence calibration (a new version) and ``metrics`` added."""
-        version = hashlib.sha1(f"{self.version}:{list(calibration)}".encode()).hexdigest()[:12]
+        version = recalibrated_version(self.version, calibration)
         return LinearBlend(self.features, self.weights, version, {**self.metrics, **metrics}, tuple(calibration))
 
     def save(self, folder: Path) -> Path:

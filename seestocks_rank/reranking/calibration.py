@@ -3,6 +3,7 @@ must be fitted, and judged, on scores of pairs the ranker did not train on."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -27,6 +28,11 @@ def fit_calibration(score: np.ndarray, relevant: np.ndarray, iters: int = 50) ->
         if np.abs(step).max() < 1e-8:
             break
     return float(w[0]), float(w[1])
+
+
+def recalibrated_version(version: str, calibration: tuple[float, float]) -> str:
+    """The version of model ``version`` once its confidence calibration is ``calibration``."""
+    return hashlib.sha1(f"{version}:{list(calibration)}".encode()).hexdigest()[:12]
 
 
 def held_out_calibration(

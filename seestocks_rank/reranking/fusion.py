@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.numeric import feature_matrix
-from seestocks_rank.reranking.calibration import fit_calibration, sigmoid
+from seestocks_rank.reranking.calibration import fit_calibration, recalibrated_version, sigmoid
 from seestocks_rank.reranking.signals import FEATURE_COLUMNS
 from seestocks_rank.splits import split_groups
 
@@ -65,7 +65,7 @@ class FusionModel:
 
     def recalibrated(self, calibration: tuple[float, float], metrics: dict[str, float]) -> FusionModel:
         """This model with another confidence calibration (a new version) and ``metrics`` added."""
-        version = hashlib.sha1(f"{self.version}:{list(calibration)}".encode()).hexdigest()[:12]
+        version = recalibrated_version(self.version, calibration)
         return FusionModel(self.booster, self.features, version, tuple(calibration), {**self.metrics, **metrics})
 
     def save(self, folder: Path) -> Path:

@@ -129,7 +129,8 @@ def score_candidates(model: Ranker, features: pl.DataFrame) -> pl.DataFrame:
     """The ``fused_scores`` stage: each candidate's ``score``, calibrated ``confidence``, ``model_version``
     and every signal's ``contribution_<signal>`` to the score (TreeSHAP for LightGBM, weight x page
     z-score for a blend; signals a blend does not weigh contribute 0), plus ``contribution_bias``."""
-    inputs = with_page_z(features)
+    reads_page_z = any(f.endswith(PAGE_Z_SUFFIX) for f in model.features)  # a blend; LightGBM reads the signals
+    inputs = with_page_z(features) if reads_page_z else features
     contributions = model.contributions(inputs).rename(
         lambda c: c.removesuffix(PAGE_Z_SUFFIX) if c.endswith(PAGE_Z_SUFFIX) else c
     )
