@@ -17,12 +17,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
+    "LEXICAL_PAIR_FEATURES",
     "PAIR_FEATURES",
     "OfferMatcher",
     "candidate_pairs",
     "duplicate_groups",
     "group_offers",
     "keep_cheapest",
+    "lexical_pair_features",
     "number_signature",
     "pair_features",
     "pairwise_prf",
@@ -32,7 +34,7 @@ __all__ = [
 _NUMBER = r"\d+(?:[.,]\d+)?"
 
 
-_WORD = r"[0-9a-z]+(?:[./-][0-9a-z]+)*"
+_WORD = r"[\p{L}\p{N}]+(?:[./-][\p{L}\p{N}]+)*"  # any script: Spanish "jamón", "aceite"
 
 
 PAIR_FEATURES = (
@@ -121,7 +123,9 @@ def _token_lists(titles: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series]:
     lower = titles.fill_null("").str.to_lowercase()
     words = lower.str.extract_all(_WORD).list.unique()
     numbers = lower.str.extract_all(_NUMBER).list.eval(pl.element().str.replace(",", ".")).list.unique()
-    codes = words.list.eval(pl.element().filter(pl.element().str.contains(r"\d") & pl.element().str.contains(r"[a-z]")))
+    codes = words.list.eval(
+        pl.element().filter(pl.element().str.contains(r"\p{N}") & pl.element().str.contains(r"\p{L}"))
+    )
     return words, numbers, codes
 
 
@@ -151,15 +155,14 @@ def candidate_pairs(vectors: np.ndarray, blocks: np.ndarray, k: int = 10) -> tup
     return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
 
 
-def pair_features(
-    titles_a: pl.Series,
-    vectors_a: np.ndarray,
-    prices_a: np.ndarray | None,
-    titles_b: pl.Series,
-    vectors_b: np.ndarray,
-    prices_b: np.ndarray | None,
+LEXICAL_PAIR_FEATURES = PAIR_FEATURES[1:]
+
+
+def lexical_pair_features(
+    titles_a: pl.Series, prices_a: np.ndarray | None, titles_b: pl.Series, prices_b: np.ndarray | None
 ) -> np.ndarray:
-    """``[n, len(PAIR_FEATURES)]`` features of row-aligned offer pairs ``a[k]`` / ``b[k]`` (missing price: NaN)."""
+    """``[n, len(LEXICAL_PAIR_FEATURES)]`` features of row-aligned title pairs: word and number overlap,
+    model codes, log price ratio (missing: NaN). Tokens are letters and digits of any script."""
     wa, na, ca = _token_lists(titles_a)
     wb, nb, cb = _token_lists(titles_b)
     df = pl.DataFrame({"wa": wa, "wb": wb, "na": na, "nb": nb, "ca": ca, "cb": cb})
@@ -177,14 +180,27 @@ def pair_features(
         .otherwise(None)
         .alias("code_overlap"),
     ).to_numpy()
-    cosine = np.einsum("ij,ij->i", vectors_a, vectors_b)
     if prices_a is None or prices_b is None:
-        ratio = np.full(len(cosine), np.nan)
+        ratio = np.full(len(df), np.nan)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.abs(np.log(np.asarray(prices_a, dtype=np.float64) / np.asarray(prices_b, dtype=np.float64)))
         ratio[~np.isfinite(ratio)] = np.nan
-    return np.column_stack([cosine, lexical.astype(np.float64), ratio])
+    return np.column_stack([lexical.astype(np.float64), ratio])
+
+
+def pair_features(
+    titles_a: pl.Series,
+    vectors_a: np.ndarray,
+    prices_a: np.ndarray | None,
+    titles_b: pl.Series,
+    vectors_b: np.ndarray,
+    prices_b: np.ndarray | None,
+) -> np.ndarray:
+    """``[n, len(PAIR_FEATURES)]`` features of row-aligned offer pairs ``a[k]`` / ``b[k]``: the embedding
+    cosine, then :func:`lexical_pair_features`."""
+    cosine = np.einsum("ij,ij->i", vectors_a, vectors_b)
+    return np.column_stack([cosine, lexical_pair_features(titles_a, prices_a, titles_b, prices_b)])
 
 
 @dataclass
