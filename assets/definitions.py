@@ -21,6 +21,7 @@ from resources import (
     CrossEncoderResource,
     EmbeddingStoreIOManager,
     InputsResource,
+    OfferMatcherResource,
     ParquetIOManager,
     RankingSettings,
     StorageResource,
@@ -37,6 +38,7 @@ INPUT_ENV_VARS = {
     "taxonomy": "SEESTOCKS_TAXONOMY",
     "category_pages": "SEESTOCKS_CATEGORY_PAGES",
     "judgments": "SEESTOCKS_JUDGMENTS",
+    "matching_pairs": "SEESTOCKS_MATCHING_PAIRS",
 }
 TEXT_MODEL_ENV = "SEESTOCKS_TEXT_MODEL"  # a local sentence-transformers folder, or "hashing" (no transformer)
 EXECUTOR_ENV = "SEESTOCKS_EXECUTOR"  # in_process (default: one process per run) or multiprocess
@@ -75,6 +77,7 @@ def build_resources(
         "compute": compute,
         "text_model": text_model_resource(compute),
         "cross_encoder": CrossEncoderResource(compute=compute, data_root=root),
+        "offer_matcher": OfferMatcherResource(compute=compute, data_root=root),
         "settings": settings or ranking_settings(),
         "vision": resource_from_env(VisionModelResource, VISION_ENV),
         "catalog_context": CatalogContextResource(),

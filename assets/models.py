@@ -15,6 +15,8 @@ from assets._metadata import timed
 from resources import (
     CatalogContextResource,
     CrossEncoderResource,
+    InputsResource,
+    OfferMatcherResource,
     RankingSettings,
     StorageResource,
     VisionModelResource,
@@ -55,6 +57,8 @@ from seestocks_rank.reranking.features import candidate_features
 from seestocks_rank.reranking.ranker import PAGE_Z_SUFFIX, train_served_ranker
 from seestocks_rank.reranking.signals import add_cross_encoder_scores
 from seestocks_rank.retrieval.centroids import page_prompt
+from seestocks_rank.rules.pair_model import MANIFEST as OFFER_MATCHER_MANIFEST
+from seestocks_rank.rules.pair_model import PairModel, read_matching_pairs
 from seestocks_rank.store.embedding_store import EmbeddingStore
 
 
@@ -373,4 +377,59 @@ def cross_encoder_model(
         path=str(folder),
         trained_at=trained_at,
         metrics={k: manifest[k] for k in figures if k in manifest},
+    )
+
+
+@dg.asset(kinds={"pytorch", "lightgbm"})
+def offer_matcher_model(
+    context: dg.AssetExecutionContext,
+    inputs: InputsResource,
+    offer_matcher: OfferMatcherResource,
+    settings: RankingSettings,
+) -> pl.DataFrame:
+    """Train the cross-retailer offer matcher (MiniLM cross-encoder on both offers' text + a lexical
+    LightGBM stack) on the matching pairs input within ``matcher_minutes``; reused while the pairs and the
+    settings are unchanged. Without a pairs file it registers the folder's model, if any; with none the
+    rules' dedup uses the strict duplicate test."""
+    folder = offer_matcher.folder
+    meta_path = folder / OFFER_MATCHER_MANIFEST
+    manifest = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    pairs_path = inputs.matching_pairs_path
+    status = "configured" if manifest else "absent"
+    if pairs_path is not None and settings.matcher_minutes > 0:
+        knobs = f"{settings.matcher_minutes}:{settings.matcher_epochs}:{settings.seed}"
+        fingerprint = hashlib.sha1(pairs_path.read_bytes() + knobs.encode()).hexdigest()[:12]
+        if manifest.get("training_data") == fingerprint:
+            status = "reused"
+        else:
+            pairs = read_matching_pairs(pairs_path)
+            model = PairModel.train(
+                pairs,
+                budget_seconds=settings.matcher_minutes * 60,
+                max_epochs=settings.matcher_epochs,
+                device=offer_matcher.compute.torch_device(),
+                seed=settings.seed,
+                log=context.log.info,
+            )
+            model.save(folder, extra={"training_data": fingerprint, "pairs_file": str(pairs_path)})
+            manifest = json.loads(meta_path.read_text())
+            status = "trained"
+    report = manifest.get("report", {})
+    context.add_output_metadata(
+        {
+            "status": status,
+            "version": manifest.get("version", "none"),
+            "path": dg.MetadataValue.path(str(folder)),
+            "threshold": float(manifest.get("threshold", 0.0)),
+            **{k: v for k, v in report.items() if isinstance(v, int | float)},
+        }
+    )
+    trained_at = datetime.fromtimestamp(meta_path.stat().st_mtime, UTC) if manifest else None
+    return registry_row(
+        status,
+        version=manifest.get("version"),
+        path=str(folder) if manifest else None,
+        trained_at=trained_at,
+        metrics=report,
+        details={"threshold": manifest.get("threshold"), "features": manifest.get("stack_features")},
     )

@@ -5,9 +5,47 @@ import polars as pl
 
 from assets._metadata import few_pages_only, preview, timed
 from assets.partitions import category_pages_partitions, single_run
-from resources import CatalogContextResource, RankingSettings
+from resources import CatalogContextResource, OfferMatcherResource, RankingSettings, StorageResource
+from seestocks_rank.rules.offer_matching import match_offers
 from seestocks_rank.rules.page_rules import SHOWN, rank_pages
 from seestocks_rank.store.embedding_store import EmbeddingStore
+from seestocks_rank.store.tables import write_parquet_atomic
+
+
+@dg.asset(kinds={"pytorch", "polars", "parquet"}, deps=["offer_matcher_model"])
+def offer_matches(
+    context: dg.AssetExecutionContext,
+    catalog: pl.DataFrame,
+    product_embeddings: EmbeddingStore,
+    taxonomy: pl.DataFrame,
+    offer_matcher: OfferMatcherResource,
+    settings: RankingSettings,
+    storage: StorageResource,
+    catalog_context: CatalogContextResource,
+) -> pl.DataFrame:
+    """The catalog's candidate duplicate pairs: each offer's nearest neighbours of other retailers in the
+    embedding index, scored by the offer matcher (only pairs whose offers' text or the matcher changed
+    since the last night are scored again) or, without one, by the strict duplicate test. ``linked``
+    pairs are what the rules merge on a page."""
+    products = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy)
+    cache_path = storage.root.offer_pair_scores
+    previous = pl.read_parquet(cache_path) if cache_path.exists() else None
+    timings: dict[str, float] = {}
+    with timed(timings, "matching_s"):
+        pairs, counts = match_offers(
+            products.products,
+            products.vectors,
+            offer_matcher.load(),
+            previous,
+            neighbours=settings.matcher_neighbours,
+            min_cosine=settings.matcher_min_cosine,
+            rule_min_cosine=settings.dedup_min_cosine,
+            rule_max_price_ratio=settings.dedup_max_price_ratio,
+        )
+    write_parquet_atomic(pairs.drop("cosine", "linked"), cache_path)
+    context.add_output_metadata({"dagster/row_count": pairs.height, **counts, **timings})
+    return pairs
+
 
 RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_scores_finite")
 
@@ -21,18 +59,21 @@ RANKING_CHECKS = ("no_duplicate_product_in_page", "ranks_contiguous", "final_sco
 def filtered_rankings(
     context: dg.AssetExecutionContext,
     fused_scores: pl.DataFrame,
+    offer_matches: pl.DataFrame,
     catalog: pl.DataFrame,
     product_embeddings: EmbeddingStore,
     taxonomy: pl.DataFrame,
     settings: RankingSettings,
     catalog_context: CatalogContextResource,
 ):
-    """Dedup across retailers (cheapest kept), freshness decay, confidence cut, retailer diversity,
-    final rank. Every candidate stays in the table with its ``status`` and ``reason``."""
+    """Dedup across retailers (offers of a page joined by a linked ``offer_matches`` pair; the cheapest
+    kept), freshness decay, confidence cut, retailer diversity, final rank. Every candidate stays in the
+    table with its ``status`` and ``reason``."""
     timings: dict[str, float] = {}
     scoring = catalog_context.for_run(context.run_id, catalog, product_embeddings, taxonomy)
     with timed(timings, "rules_s"):
-        ranked = rank_pages(fused_scores, scoring, settings.rule_config()).with_columns(
+        links = offer_matches.filter("linked").select("offer_a", "offer_b")
+        ranked = rank_pages(fused_scores, scoring, settings.rule_config(), links).with_columns(
             pl.lit(context.run_id).alias("run_id")  # the run that ranked these pages (analysts' lineage)
         )
     shown = ranked.filter(pl.col("status") == SHOWN)

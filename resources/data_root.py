@@ -94,6 +94,9 @@ class InputsResource(dg.ConfigurableResource):
     - ``taxonomy``: Google ``taxonomy-with-ids`` text file
     - ``category_pages``: CSV/Parquet with a ``category_id`` column (the active pages)
     - ``judgments``: CSV/Parquet with ``category_id, product_id, grade``
+    - ``matching_pairs``: CSV/Parquet of labelled offer pairs (``title_a, brand_a, price_a, title_b, brand_b,
+      price_b, label``) the offer matcher trains on; empty: the demo's with the demo catalog, else none
+      (the rules' strict duplicate test)
     """
 
     data_root: DataRootResource
@@ -101,6 +104,7 @@ class InputsResource(dg.ConfigurableResource):
     taxonomy: str = ""
     category_pages: str = ""
     judgments: str = ""
+    matching_pairs: str = ""
 
     def _path(self, value: str, demo_name: str) -> Path:
         return Path(value) if value else self.data_root.root.demo / demo_name
@@ -120,3 +124,11 @@ class InputsResource(dg.ConfigurableResource):
     @property
     def judgments_path(self) -> Path:
         return self._path(self.judgments, "judgments.csv")
+
+    @property
+    def matching_pairs_path(self) -> Path | None:
+        """The offer matcher's training pairs: the configured file; the demo's only with the demo catalog."""
+        if self.matching_pairs:
+            return Path(self.matching_pairs)
+        demo = self.data_root.root.demo / "matching_pairs.csv"
+        return demo if not self.catalog and demo.exists() else None

@@ -9,6 +9,8 @@ from resources.compute import ComputeResource
 from resources.data_root import DataRootResource
 from seestocks_rank.models.cross_encoder import META_FILE, CrossEncoder
 from seestocks_rank.models.encoders import HashingEncoder, SentenceTransformerEncoder, TextEncoder
+from seestocks_rank.rules.pair_model import MANIFEST as OFFER_MATCHER_MANIFEST
+from seestocks_rank.rules.pair_model import PairModel
 
 TEXT_ENCODER_KINDS = ("sentence-transformers", "hashing")
 
@@ -71,3 +73,32 @@ class CrossEncoderResource(dg.ConfigurableResource):
 def _load_cross_encoder(folder: str, device: str, stamp: int, cpu_int8: bool) -> CrossEncoder:
     """Cached per folder and modification time, so a retrained model is picked up."""
     return CrossEncoder.load(folder, device=device, quantize=cpu_int8 and device == "cpu")
+
+
+class OfferMatcherResource(dg.ConfigurableResource):
+    """The learned offer matcher the rules' dedup serves (``offer_matcher`` asset, or a folder trained
+    elsewhere: ``model_dir``; empty means ``<data root>/models/offer_matcher``). Absent: the rules fall back
+    to their strict duplicate test."""
+
+    compute: ComputeResource
+    data_root: DataRootResource
+    model_dir: str = ""
+    cpu_int8: bool = True
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.model_dir) if self.model_dir else self.data_root.root.offer_matcher
+
+    def load(self) -> PairModel | None:
+        manifest = self.folder / OFFER_MATCHER_MANIFEST
+        if not manifest.exists():
+            return None
+        return _load_offer_matcher(
+            str(self.folder), self.compute.torch_device(), manifest.stat().st_mtime_ns, self.cpu_int8
+        )
+
+
+@cache
+def _load_offer_matcher(folder: str, device: str, stamp: int, cpu_int8: bool) -> PairModel:
+    """Cached per folder and modification time, so a retrained matcher is picked up."""
+    return PairModel.load(folder, device=device, quantize=cpu_int8 and device == "cpu")

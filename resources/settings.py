@@ -9,6 +9,7 @@ from typing import TypeVar
 import dagster as dg
 import pydantic
 
+from seestocks_rank.rules import offer_matching
 from seestocks_rank.rules.page_rules import RuleConfig
 
 _RULES = RuleConfig()
@@ -37,6 +38,11 @@ class RankingSettings(dg.ConfigurableResource):
     min_catalog_ratio: float = 0.5  # products / the last accepted catalog's: a truncated feed
     max_catalog_ratio: float = 2.0  # ... and a duplicated one
     min_products_per_page: int = 5  # fewer tagged products: the page is listed by a (warning) check
+    # business rules: the learned offer matcher (trained on the matching pairs input, reused until they change)
+    matcher_minutes: float = 3.0
+    matcher_epochs: float = 2.0
+    matcher_neighbours: int = offer_matching.NEIGHBOURS  # candidate pairs: nearest offers of other retailers ...
+    matcher_min_cosine: float = offer_matching.MIN_COSINE  # ... at least this similar
     # publication
     history_days: float = 30.0  # ranking_history and page_health keep this many days of publications
     # business rules (RuleConfig)

@@ -10,6 +10,7 @@ STATUSES = ("shown", "duplicate", "out_of_category", "low_confidence", "overflow
 JSON_COLUMNS = {
     "runs": ("model_versions", "input_fingerprints", "row_counts"),
     "fusion_model": ("metrics", "details"),
+    "offer_matcher_model": ("metrics", "details"),
     "run_failures": ("steps", "partition_range"),
 }
 ENUM_COLUMNS = {"filtered_rankings": ("status",), "page_exclusions": ("status",)}
@@ -109,6 +110,12 @@ COLUMNS = {
     "steps": "each failed step and its error (JSON)",
     "partition_range": "the first and last page of the run (JSON)",
     "signal": "a signal the fusion model reads (bias: its base score)",
+    "offer_a": "one offer of a candidate duplicate pair",
+    "offer_b": "the other offer of the pair (another retailer's)",
+    "matcher_version": "the offer matcher that scored the pair (rule: the strict duplicate test)",
+    "probability": "the matcher's probability that both offers are the same product",
+    "cosine": "cosine of the two offers' vectors",
+    "linked": "the pair is merged on a page: probability at or above the threshold, and no retailer twice in its group",
     "contribution": "the signal's contribution to the product's score (TreeSHAP); they add up to score",
     "change": "entered or left the page's top 10 since the previous publication",
     "rank_now": "the product's rank in the latest publication (null: not shown)",
@@ -128,6 +135,9 @@ TABLES = {
     "taxonomy_centroids": "Each published page's centroid statistics.",
     "judgments": "The human relevance judgments the fusion model trains on.",
     "fusion_model": "The fusion model the run served (registry row).",
+    "offer_matcher_model": "The offer matcher the run's dedup served (registry row; none: the strict duplicate test).",
+    "offer_matches": "Candidate duplicate offer pairs (other retailers, near in the embedding index), their match "
+    "probability, and whether the rules merge them.",
     "predicted_categories": "The tree walk's category per offer.",
     "product_embeddings": "Per offer, the content its vectors were computed from.",
     "candidate_sets": "The retrieval stage: each page's nearest products.",

@@ -21,7 +21,16 @@ from seestocks_rank.retrieval.centroids import ancestor_pairs
 from seestocks_rank.rules.page_rules import SHOWN
 from seestocks_rank.store.tables import TableStore
 
-INPUT_TABLES = ("taxonomy", "catalog", "quarantine", "judgments", "fusion_model", "predicted_categories")
+INPUT_TABLES = (
+    "taxonomy",
+    "catalog",
+    "quarantine",
+    "judgments",
+    "fusion_model",
+    "offer_matcher_model",
+    "offer_matches",
+    "predicted_categories",
+)
 PAGE_TABLES = ("candidate_sets", "cross_encoder_features", "fused_scores", "filtered_rankings")
 RANKING_COLUMNS = (
     "category_id",
@@ -74,7 +83,10 @@ class AnalystTables:
     unranked: pl.DataFrame  # category_pages rows
 
 
-INTERNAL_COLUMNS = {"predicted_categories": ("content_hash", "basis")}  # bookkeeping, not for analysts
+INTERNAL_COLUMNS = {  # bookkeeping, not for analysts
+    "predicted_categories": ("content_hash", "basis"),
+    "offer_matches": ("key_a", "key_b"),
+}
 
 
 def analyst_tables(

@@ -12,13 +12,13 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.reranking.context import CatalogContext
+from seestocks_rank.rules.dedup import components, number_signature
 from seestocks_rank.rules.dedup import duplicate_groups as _duplicate_groups
-from seestocks_rank.rules.dedup import number_signature
 
 SHOWN = "shown"
 
 
-__all__ = ["SHOWN", "RuleConfig", "apply_rules", "rank_pages", "duplicate_groups", "number_signature"]
+__all__ = ["SHOWN", "RuleConfig", "apply_rules", "duplicate_groups", "linked_groups", "number_signature", "rank_pages"]
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,32 @@ def duplicate_groups(
     )
 
 
+def linked_groups(scored: pl.DataFrame, links: pl.DataFrame) -> np.ndarray:
+    """Group label per row of ``scored`` (``category_id, offer_id``): rows of one page joined by a linked
+    offer pair (``offer_a, offer_b``, from the offer matcher), transitively; other rows are alone."""
+    rows = scored.select(pl.col("category_id"), pl.col("offer_id").cast(pl.String)).with_row_index("row")
+    edges = (
+        links.select(pl.col("offer_a").cast(pl.String), pl.col("offer_b").cast(pl.String))
+        .join(rows.rename({"offer_id": "offer_a", "row": "i"}), on="offer_a")
+        .join(rows.rename({"offer_id": "offer_b", "row": "j"}), on=["offer_b", "category_id"])
+    )
+    return components(scored.height, edges.get_column("i").to_numpy(), edges.get_column("j").to_numpy())
+
+
 def apply_rules(
-    scored: pl.DataFrame, vectors: np.ndarray, reference_time: datetime, config: RuleConfig | None = None
+    scored: pl.DataFrame,
+    vectors: np.ndarray,
+    reference_time: datetime,
+    config: RuleConfig | None = None,
+    links: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Rank each page's scored candidates.
 
     ``scored``: ``category_id, offer_id, title, retailer, price, last_seen, confidence`` and optionally
     the model's raw ``score``, which breaks ties of saturated confidence, and the out-of-category
     filter's ``out_of_category_reason`` (non-null: status ``out_of_category``; plus any signals, passed
-    through), row-aligned with ``vectors`` (the products' embeddings). Adds
+    through), row-aligned with ``vectors`` (the products' embeddings). ``links``: the offer matcher's linked
+    pairs (``offer_a, offer_b``); without them the strict :func:`duplicate_groups` test groups offers. Adds
     ``freshness, final_score, duplicate_of, status, reason, rank`` (rank 1.. for shown rows, null
     otherwise) and returns rows sorted by page then rank.
     """
@@ -76,15 +93,17 @@ def apply_rules(
             pl.lit(None, pl.Utf8).alias("reason"),
             pl.lit(None, pl.Int32).alias("rank"),
         )
-    signatures = scored.select(number_signature(pl.col("title"))).to_series().to_numpy()
-    groups = duplicate_groups(
-        scored.get_column("category_id").to_numpy(),
-        vectors,
-        signatures,
-        scored.get_column("price").to_numpy(),
-        config,
-        scored.get_column("retailer").to_numpy(),
-    )
+    if links is not None:
+        groups = linked_groups(scored, links)
+    else:
+        groups = duplicate_groups(
+            scored.get_column("category_id").to_numpy(),
+            vectors,
+            scored.select(number_signature(pl.col("title"))).to_series().to_numpy(),
+            scored.get_column("price").to_numpy(),
+            config,
+            scored.get_column("retailer").to_numpy(),
+        )
     age_days = (pl.lit(reference_time).dt.replace_time_zone("UTC") - pl.col("last_seen")).dt.total_seconds() / 86400
     df = scored.with_columns(
         pl.Series("_group", groups),
@@ -205,12 +224,17 @@ def _diversify_and_rank(df: pl.DataFrame, config: RuleConfig) -> pl.DataFrame:
     ).drop("_retailer_pos", "_eligible_pos", "_pos", "_tier")
 
 
-def rank_pages(fused: pl.DataFrame, signals: CatalogContext, config: RuleConfig | None = None) -> pl.DataFrame:
+def rank_pages(
+    fused: pl.DataFrame,
+    signals: CatalogContext,
+    config: RuleConfig | None = None,
+    links: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """The ``filtered_rankings`` stage: the fused scores with their offers' retailer, price and
     ``last_seen`` and their vectors (looked up in the run's :class:`CatalogContext`), through
-    :func:`apply_rules`; freshness is measured from the catalog's latest ``last_seen`` (the crawl time), so
-    re-running an old catalog gives the same pages."""
+    :func:`apply_rules` (``links``: the offer matcher's linked pairs); freshness is measured from the
+    catalog's latest ``last_seen`` (the crawl time), so re-running an old catalog gives the same pages."""
     rows = signals.rows(fused.get_column("offer_id"))
     offers = signals.products.select("product_id", "title", "retailer", "price", "currency", "last_seen")[rows]
     scored = pl.concat([fused.drop(offers.columns, strict=False), offers], how="horizontal")
-    return apply_rules(scored, signals.vectors[rows], signals.reference_time, config)
+    return apply_rules(scored, signals.vectors[rows], signals.reference_time, config, links)

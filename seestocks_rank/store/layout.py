@@ -65,6 +65,16 @@ class DataRoot:
         return self.relevance_models / "cross_encoder"
 
     @property
+    def offer_matcher(self) -> Path:
+        """The learned cross-retailer offer matcher the rules serve."""
+        return self.models / "offer_matcher"
+
+    @property
+    def offer_pair_scores(self) -> Path:
+        """Every candidate offer pair's match probability, reused while both offers and the matcher are unchanged."""
+        return self.models / "offer_pair_scores.parquet"
+
+    @property
     def fusion_models(self) -> Path:
         """The pipeline's fusion models, one folder per version."""
         return self.models / "fusion"

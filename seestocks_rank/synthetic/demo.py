@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.synthetic.demo_images import _write_images
+from seestocks_rank.synthetic.demo_matching import demo_matching_pairs
 from seestocks_rank.synthetic.demo_vocabulary import (
     CONFUSIONS,
     DESCRIPTIONS,
@@ -52,6 +53,7 @@ class DemoPaths:
     category_pages: Path
     judgments: Path
     truth: Path
+    matching_pairs: Path
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def _iso(ts: np.ndarray) -> list[str]:
 
 def generate_demo(out_dir: str | Path, *, n_products: int = 20_000, n_retailers: int = 8, seed: int = 0,
                   reference_time: datetime | None = None, images: bool = False) -> DemoPaths:  # fmt: skip
-    """Write the demo (taxonomy, pages, catalog, judgments, truth) into ``out_dir``.
+    """Write the demo (taxonomy, pages, catalog, judgments, offer matching pairs, truth) into ``out_dir``.
 
     ``n_products`` is the number of good catalog offers; ~0.2% bad rows (at least 2 per kind) come on top.
     Truth rows align one-to-one, in order, with catalog rows. With ``images``, every product (cluster) gets
@@ -340,7 +342,7 @@ def generate_demo(out_dir: str | Path, *, n_products: int = 20_000, n_retailers:
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(root, root / "taxonomy.txt", root / "catalog.csv", root / "category_pages.csv",
-                      root / "judgments.csv", root / "truth.parquet")  # fmt: skip
+                      root / "judgments.csv", root / "truth.parquet", root / "matching_pairs.csv")  # fmt: skip
     lines = ["# Google_Product_Taxonomy_Version: seestocks-demo", *(f"{i} - {p}" for i, p in TAXONOMY)]
     paths.taxonomy.write_text("\n".join(lines) + "\n", encoding="utf-8")
     page_names = [c for c in cats if c not in MID_PAGES] + list(MID_PAGES)
@@ -351,6 +353,7 @@ def generate_demo(out_dir: str | Path, *, n_products: int = 20_000, n_retailers:
     catalog.write_csv(paths.catalog)
     truth.write_parquet(paths.truth)
     _judgments(tax, page_names, truth, rng).write_csv(paths.judgments)
+    demo_matching_pairs(catalog, truth, rng).write_csv(paths.matching_pairs)
     return paths
 
 

@@ -14,8 +14,10 @@ from seestocks_rank.synthetic.demo import generate_demo
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# A few seconds of cross-encoder fine-tuning: enough to exercise the path, not to learn much.
-FAST_SETTINGS = RankingSettings(cross_encoder_minutes=0.05, cross_encoder_epochs=0.2)
+# A few seconds of cross-encoder and offer-matcher fine-tuning: enough to exercise the path, not to learn much.
+FAST_SETTINGS = RankingSettings(
+    cross_encoder_minutes=0.05, cross_encoder_epochs=0.2, matcher_minutes=0.05, matcher_epochs=0.5
+)
 
 
 @pytest.fixture(autouse=True)

@@ -182,6 +182,8 @@ def test_rerun_is_incremental_and_deterministic(pipeline_run):
     assert meta["encoded"] == 0 and meta["reused"] == meta["rows"]
     features = _metadata(instance, "cross_encoder_features")  # every pair was scored by the first run
     assert features["cross_encoder_pairs_scored"] == 0 and features["cross_encoder_pairs_reused"] > 0
+    matches = _metadata(instance, "offer_matches")  # unchanged offers and matcher: no pair scored again
+    assert matches["scored"] == 0 and matches["reused"] == matches["pairs"] > 0
     assert (data_dir / "cache" / "cross_encoder_scores.parquet").exists()
     assert (data_dir / "cache" / "text_vectors.parquet").exists()
     after = store.read_partitions("filtered_rankings").sort("category_id", "offer_id")
@@ -353,3 +355,24 @@ def test_relevance_report_scores_the_served_rankers_out_of_sample(pipeline_run):
     assert fusion["ndcg@10"] == pytest.approx(
         held_out[_metadata(instance, "fusion_model")["chosen"]]["ndcg@10"], abs=1e-3
     )
+
+
+def test_the_learned_matcher_merges_offers_of_other_retailers_only(pipeline_run):
+    instance, _, data_dir = pipeline_run
+    store = TableStore(DataRoot.at(data_dir).tables)
+    matcher = store.read("offer_matcher_model")
+    assert matcher["status"].item() in ("trained", "reused") and matcher["version"].item()
+    pairs = store.read("offer_matches")
+    assert pairs["matcher_version"].unique().to_list() == [matcher["version"].item()]
+    ranked = store.read_partitions("filtered_rankings")
+    dups = ranked.filter(pl.col("status") == "duplicate").join(
+        ranked.select("category_id", pl.col("offer_id").alias("duplicate_of"), pl.col("retailer").alias("kept_by"),
+                      pl.col("price").alias("kept_price"), pl.col("status").alias("kept_status")),
+        on=["category_id", "duplicate_of"],
+    )  # fmt: skip
+    assert dups.height == ranked.filter(pl.col("status") == "duplicate").height > 0
+    assert (dups["retailer"] != dups["kept_by"]).all()  # one retailer's variants are never merged
+    # every duplicate points at a linked pair's offer on its page
+    linked = pairs.filter("linked")
+    ends = set(linked["offer_a"]) | set(linked["offer_b"])
+    assert set(dups["offer_id"]) <= ends and set(dups["duplicate_of"]) <= ends
