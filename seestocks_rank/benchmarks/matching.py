@@ -215,10 +215,23 @@ def _pair_prf(proba: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     return {**_prf(proba >= threshold, labels.astype(bool)), "threshold": _round(threshold)}
 
 
+def _oracle_grouping(p: np.ndarray, pr: dict, clusters: np.ndarray, retailers: np.ndarray) -> dict:
+    """Grouping F1 over a grid of link thresholds on the test clusters themselves: how much a grouping
+    threshold of its own would give (a diagnostic read off the test set, not a result)."""
+    best = {"f1": -1.0}
+    for t in np.round(np.linspace(0.3, 0.98, 35), 3):  # 35 groupings of the scored candidates
+        groups = group_offers(len(clusters), pr["i"], pr["j"], p >= t, retailers)
+        prf = pairwise_prf(groups, clusters, pr["blocks"])
+        if prf["f1"] > best["f1"]:
+            best = {**prf, "threshold": float(t)}
+    return best
+
+
 def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .proba(pairs), .threshold
     """Per test set: pair P/R/F1 at the model's served threshold (``served``, the headline); for a set with a
     held-out ``valid`` split also at the F1-best cut on that split (``tuned_on_valid``); ``oracle_best_f1``:
-    the best F1 any single cut reaches on the test pairs (a diagnostic of calibration, not a result).
+    the best F1 any single cut reaches on the test pairs (a diagnostic of calibration, not a result; likewise
+    PriceRunner's ``oracle_grouping``).
     PriceRunner: candidate pairs scored, linked at the served threshold, grouped (connected components,
     different retailers only), pairwise P/R/F1 within categories against the true clusters."""
     out = {}
@@ -231,8 +244,8 @@ def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .prob
         row = {"test_pairs": len(y), "positives": int(y.sum()), "served": _pair_prf(p, y, model.threshold)}
         if "valid" in sets:
             valid = sets["valid"]
-            cut, _ = _best_f1_threshold(model.proba(valid), valid.get_column("label").to_numpy())
-            row["tuned_on_valid"] = _pair_prf(p, y, cut)
+            cut, valid_f1 = _best_f1_threshold(model.proba(valid), valid.get_column("label").to_numpy())
+            row["tuned_on_valid"] = {**_pair_prf(p, y, cut), "valid_f1": _round(valid_f1)}
         row["oracle_best_f1"] = _round(_best_f1_threshold(p, y)[1])
         out[name] = row
     if "pricerunner" in test_sets:
@@ -254,5 +267,6 @@ def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .prob
             "candidate_pairs": len(i),
             "served": {**pairwise_prf(groups, clusters, pr["blocks"]), "threshold": _round(model.threshold)},
             "candidate_pairs_served": _pair_prf(p, y, model.threshold),
+            "oracle_grouping": _oracle_grouping(p, pr, clusters, retailers),
         }
     return out
