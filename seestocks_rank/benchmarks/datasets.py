@@ -168,7 +168,8 @@ def load_pricerunner(path: str | Path) -> pl.DataFrame:
 
 
 def load_matching(folder: str | Path) -> dict[str, pl.DataFrame]:
-    """A DeepMatcher benchmark: ``tableA``/``tableB`` as ``id, title, price`` and ``train/valid/test`` pairs."""
+    """A DeepMatcher benchmark: ``tableA``/``tableB`` as ``id, title, brand, price`` (``brand`` from a brand or
+    manufacturer column, else null) and ``train/valid/test`` pairs."""
     folder = Path(folder)
     out: dict[str, pl.DataFrame] = {}
     for name in ("tableA", "tableB"):
@@ -177,6 +178,10 @@ def load_matching(folder: str | Path) -> dict[str, pl.DataFrame]:
         out[name] = t.select(
             pl.col("id").cast(pl.Int64),
             pl.col(title).fill_null("").str.strip_chars().alias("title"),
+            next(
+                (pl.col(c).str.strip_chars() for c in ("brand", "manufacturer") if c in t.columns),
+                pl.lit(None, pl.String),
+            ).alias("brand"),
             pl.col("price").str.replace_all(r"[^0-9.]", "").cast(pl.Float64, strict=False).alias("price"),
         )
     for split in ("train", "valid", "test"):
