@@ -410,6 +410,7 @@ def offer_matcher_model(
                 device=offer_matcher.compute.torch_device(),
                 seed=settings.seed,
                 log=context.log.info,
+                serve_int8=offer_matcher.cpu_int8,
             )
             model.save(folder, extra={"training_data": fingerprint, "pairs_file": str(pairs_path)})
             manifest = json.loads(meta_path.read_text())

@@ -139,7 +139,7 @@ def cmd_bench_matcher(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from seestocks_rank.benchmarks.matching import evaluate_pair_model, public_matching_pairs
-    from seestocks_rank.rules.offer_matching import MANIFEST, PairModel
+    from seestocks_rank.rules.pair_model import MANIFEST, PairModel
 
     with text_encoder(args.cache_dir) as encoder:
         pool, test_sets = public_matching_pairs(

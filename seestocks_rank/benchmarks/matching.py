@@ -19,8 +19,9 @@ import polars as pl
 from seestocks_rank.benchmarks.datasets import load_matching, load_pricerunner
 from seestocks_rank.benchmarks.dedup import _prf
 from seestocks_rank.benchmarks.mistag import _round
-from seestocks_rank.rules.dedup import candidate_pairs, group_offers, pairwise_prf
-from seestocks_rank.rules.offer_matching import _best_f1_threshold
+from seestocks_rank.rules.dedup import candidate_pairs, pairwise_prf
+from seestocks_rank.rules.offer_matching import linked_offer_groups
+from seestocks_rank.rules.pair_model import _best_f1_threshold
 from seestocks_rank.splits import hash_split
 
 __all__ = [
@@ -157,7 +158,7 @@ def read_wdc(path: str | Path) -> pl.DataFrame:
 
 def pricerunner_blocked(offers: pl.DataFrame, vectors: np.ndarray, neighbours: int = 10) -> dict:
     """Test offers with their candidate pairs as ``dedup_benchmark`` blocks them: ``neighbours`` nearest
-    within the category, pairs of one retailer dropped (``group_offers`` never links them)."""
+    within the category, pairs of one retailer dropped (the rules never link them)."""
     blocks = offers.get_column("block").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
     i, j = candidate_pairs(vectors, blocks, neighbours)
     shops = offers.get_column("retailer").cast(pl.String).to_numpy()
@@ -220,7 +221,7 @@ def _oracle_grouping(p: np.ndarray, pr: dict, clusters: np.ndarray, retailers: n
     threshold of its own would give (a diagnostic read off the test set, not a result)."""
     best = {"f1": -1.0}
     for t in np.round(np.linspace(0.3, 0.98, 35), 3):  # 35 groupings of the scored candidates
-        groups = group_offers(len(clusters), pr["i"], pr["j"], p >= t, retailers)
+        groups = linked_offer_groups(len(clusters), pr["i"], pr["j"], p, float(t), retailers)
         prf = pairwise_prf(groups, clusters, pr["blocks"])
         if prf["f1"] > best["f1"]:
             best = {**prf, "threshold": float(t)}
@@ -232,8 +233,9 @@ def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .prob
     held-out ``valid`` split also at the F1-best cut on that split (``tuned_on_valid``); ``oracle_best_f1``:
     the best F1 any single cut reaches on the test pairs (a diagnostic of calibration, not a result; likewise
     PriceRunner's ``oracle_grouping``).
-    PriceRunner: candidate pairs scored, linked at the served threshold, grouped (connected components,
-    different retailers only), pairwise P/R/F1 within categories against the true clusters."""
+    PriceRunner: candidate pairs scored, linked as the rules link them (at the served threshold, most probable
+    first, never two offers of one retailer in a group), pairwise P/R/F1 within categories against the true
+    clusters."""
     out = {}
     for name, sets in test_sets.items():
         if name == "pricerunner":
@@ -260,7 +262,7 @@ def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .prob
         p = model.proba(frame) if len(i) else np.zeros(0)
         clusters = offers.get_column("cluster_id").cast(pl.String).to_numpy()
         retailers = offers.get_column("retailer").cast(pl.String).to_numpy()
-        groups = group_offers(offers.height, i, j, p >= model.threshold, retailers)
+        groups = linked_offer_groups(offers.height, i, j, p, model.threshold, retailers)
         y = clusters[i] == clusters[j]
         out["pricerunner"] = {
             "test_offers": offers.height,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from seestocks_rank.rules.dedup import number_signature
+from seestocks_rank.rules.dedup import components, number_signature
 from seestocks_rank.rules.pair_model import PairModel, offer_text
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "NEIGHBOURS",
     "accept_links",
     "blocked_pairs",
+    "linked_offer_groups",
     "match_offers",
     "offer_keys",
     "rule_links",
@@ -159,6 +160,15 @@ def accept_links(
         members.pop(b, None)
         accepted[k] = True
     return accepted
+
+
+def linked_offer_groups(
+    n: int, i: np.ndarray, j: np.ndarray, probability: np.ndarray, threshold: float, retailers: np.ndarray
+) -> np.ndarray:
+    """Group label per offer: connected components of the pairs :func:`accept_links` links (what the rules
+    merge, catalog-wide)."""
+    linked = accept_links(i, j, probability, threshold, retailers)
+    return components(n, i[linked], j[linked])
 
 
 def match_offers(

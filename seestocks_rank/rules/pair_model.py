@@ -183,11 +183,14 @@ class PairModel:
         seed: int = 0,
         log=None,  # noqa: ANN001
         cross_encoder: object | None = None,
+        serve_int8: bool = True,
     ) -> PairModel:
         """Fine-tune the cross-encoder on ``1 - stack_share`` of the pairs (each pair's sides in a random
         order, so the model reads them symmetrically), then fit the stack on the rest from the cross-encoder's
         scores on pairs it never saw; the threshold maximises F1 on the stack's own out-of-fold predictions.
-        ``cross_encoder``: an untrained model to fine-tune instead of MiniLM (tests pass a small stand-in)."""
+        ``cross_encoder``: an untrained model to fine-tune instead of MiniLM (tests pass a small stand-in).
+        ``serve_int8``: the model will be served int8 on CPU (:meth:`load`'s default), so the stack learns
+        from the int8 model's logits, not the float ones it would never see."""
         import lightgbm as lgb
 
         from seestocks_rank.models.cross_encoder import CrossEncoder
@@ -214,8 +217,9 @@ class PairModel:
             seed=seed,
             log=log,
         )
+        served_as = encoder.quantized() if serve_int8 and getattr(encoder, "device", None) == "cpu" else encoder
+        x = cls(served_as).features(stack_rows)
         model = cls(encoder)
-        x = model.features(stack_rows)
         y = stack_rows.get_column("label").to_numpy().astype(np.int64)
         params = dict(n_estimators=150, learning_rate=0.05, num_leaves=15, min_child_samples=10, n_jobs=1, verbose=-1)
         folds = np.arange(len(y)) % 5
