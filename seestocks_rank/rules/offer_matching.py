@@ -99,8 +99,10 @@ def score_offer_pairs(
         ta, tb = side[todo.get_column("_i").to_numpy()], side[todo.get_column("_j").to_numpy()]
         frame = pl.concat([ta.rename(lambda c: f"{c}_a"), tb.rename(lambda c: f"{c}_b")], how="horizontal")
         fresh = todo.with_columns(pl.Series("probability", model.proba(frame), pl.Float64))
-        current = pl.concat([current.filter(pl.col("probability").is_not_null()), fresh]).sort("_i", "_j")
-    return current.select(list(PAIR_SCORE_SCHEMA)).cast(PAIR_SCORE_SCHEMA), todo.height
+        current = pl.concat([current.filter(pl.col("probability").is_not_null()), fresh])
+    # in candidate order whatever was reused: a join does not keep row order, and the published table (and a
+    # resumed night's output) must not depend on which pairs were scored before
+    return current.sort("_i", "_j").select(list(PAIR_SCORE_SCHEMA)).cast(PAIR_SCORE_SCHEMA), todo.height
 
 
 def rule_links(

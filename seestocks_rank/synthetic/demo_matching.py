@@ -14,7 +14,7 @@ def demo_matching_pairs(catalog: pl.DataFrame, truth: pl.DataFrame, rng: np.rand
     other products of its category whose titles share the most words (the variants a matcher must tell
     apart: another size, model or colour), and with one other product of its category at random."""
     offers = (
-        pl.concat([catalog.select("title", "price"), truth.select("cluster_id", "true_category_id",
+        pl.concat([catalog.select("title", "brand", "price"), truth.select("cluster_id", "true_category_id",
                                                                    "bad_row_kind", "retailer")],
                   how="horizontal")
         .filter(pl.col("bad_row_kind").is_null() & pl.col("title").is_not_null())
@@ -26,12 +26,11 @@ def demo_matching_pairs(catalog: pl.DataFrame, truth: pl.DataFrame, rng: np.rand
     labelled = clusters.sample(fraction=0.1, seed=int(rng.integers(1 << 31)))
     part = offers.filter(pl.col("cluster_id").is_in(labelled.implode())).sort("cluster_id", "retailer")
     positives = part.with_columns(
-        pl.col("title").shift(-1).over("cluster_id").alias("title_b"),
-        pl.col("price").shift(-1).over("cluster_id").alias("price_b"),
+        *[pl.col(c).shift(-1).over("cluster_id").alias(f"{c}_b") for c in ("title", "brand", "price")],
     ).filter(pl.col("title_b").is_not_null())
     others = offers.select(
         "true_category_id", pl.col("cluster_id").alias("_other"), pl.col("title").alias("title_b"),
-        pl.col("price").alias("price_b"), pl.col("_words").alias("_words_b"),
+        pl.col("brand").alias("brand_b"), pl.col("price").alias("price_b"), pl.col("_words").alias("_words_b"),
         pl.lit(rng.random(offers.height)).alias("_draw"),
     )  # fmt: skip
     candidates = (
@@ -43,8 +42,8 @@ def demo_matching_pairs(catalog: pl.DataFrame, truth: pl.DataFrame, rng: np.rand
     )  # fmt: skip
     hardest = candidates.sort("_overlap", descending=True).group_by("title", maintain_order=True).head(3)
     random_other = candidates.sort("_draw").group_by("title", maintain_order=True).head(1)
-    columns = [pl.col("title").alias("title_a"), pl.lit("").alias("brand_a"), pl.col("price").alias("price_a"),
-               "title_b", pl.lit("").alias("brand_b"), "price_b"]  # fmt: skip
+    columns = [pl.col("title").alias("title_a"), pl.col("brand").alias("brand_a"), pl.col("price").alias("price_a"),
+               "title_b", "brand_b", "price_b"]  # fmt: skip
     return pl.concat(
         [
             positives.select(*columns, pl.lit(1).alias("label")),

@@ -30,7 +30,8 @@ FAILPOINTS = (
     "publication.built",
 )
 # differ from run to run by design: the run, when a model was trained, where its file lives (another data root)
-VOLATILE = {"run_id", "fusion_model.trained_at", "fusion_model.path"}
+MODEL_REGISTRIES = ("fusion_model", "offer_matcher_model")
+VOLATILE = {"run_id"} | {f"{model}.{c}" for model in MODEL_REGISTRIES for c in ("trained_at", "path")}
 # carried from publication to publication, or compared with the previous one: checked by _published_runs
 HISTORY = {"runs", "ranking_history", "page_health", "rank_churn"}
 
