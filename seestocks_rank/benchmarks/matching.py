@@ -21,7 +21,7 @@ from seestocks_rank.benchmarks.dedup import _prf
 from seestocks_rank.benchmarks.mistag import _round
 from seestocks_rank.rules.dedup import candidate_pairs, pairwise_prf
 from seestocks_rank.rules.offer_matching import linked_offer_groups
-from seestocks_rank.rules.pair_model import _best_f1_threshold
+from seestocks_rank.rules.pair_model import _best_f1_threshold, offer_pairs
 from seestocks_rank.splits import hash_split
 
 __all__ = [
@@ -108,39 +108,23 @@ def pricerunner_pairs(
     pos = rng.permutation(pos)[: max(max_pairs // 2, max_pairs - len(neg))]
     neg = rng.permutation(neg)[: max_pairs - len(pos)]
     chosen = np.sort(np.concatenate([pos, neg]))
-    side = offers.select(
-        "title",
-        pl.col("brand") if "brand" in offers.columns else pl.lit(None, pl.String).alias("brand"),
-        pl.col("price").cast(pl.Float64, strict=False)
-        if "price" in offers.columns
-        else pl.lit(None, pl.Float64).alias("price"),
-    )
-    ta, tb = side[i[chosen]], side[j[chosen]]
-    pairs = pl.concat([ta.rename(lambda c: f"{c}_a"), tb.rename(lambda c: f"{c}_b")], how="horizontal")
+    pairs = offer_pairs(offers, i[chosen], j[chosen])
     return _clean(pairs.with_columns(pl.Series("label", y[chosen].astype(np.int8)), pl.lit(source).alias("source")))
 
 
 def wdc_pairs(raw: pl.DataFrame, *, source: str = "wdc") -> tuple[pl.DataFrame, pl.DataFrame]:
     """WDC Products pairs (``title_left/right, brand_*, price_*, cluster_id_*, label``) split on cluster id:
     (pairs whose two clusters both fall in train buckets, the rest: offers of at least one unseen product)."""
-    pairs = raw.select(
-        pl.col("title_left").alias("title_a"),
-        pl.col("brand_left").alias("brand_a")
-        if "brand_left" in raw.columns
-        else pl.lit(None, pl.String).alias("brand_a"),
-        parse_price(pl.col("price_left")).alias("price_a")
-        if "price_left" in raw.columns
-        else pl.lit(None, pl.Float64).alias("price_a"),
-        pl.col("title_right").alias("title_b"),
-        pl.col("brand_right").alias("brand_b")
-        if "brand_right" in raw.columns
-        else pl.lit(None, pl.String).alias("brand_b"),
-        parse_price(pl.col("price_right")).alias("price_b")
-        if "price_right" in raw.columns
-        else pl.lit(None, pl.Float64).alias("price_b"),
-        pl.col("label"),
-        pl.lit(source).alias("source"),
-    )
+
+    def side(web: str, ours: str) -> list[pl.Expr]:
+        brand, price = f"brand_{web}", f"price_{web}"
+        return [
+            pl.col(f"title_{web}").alias(f"title_{ours}"),
+            (pl.col(brand) if brand in raw.columns else pl.lit(None, pl.String)).alias(f"brand_{ours}"),
+            (parse_price(pl.col(price)) if price in raw.columns else pl.lit(None, pl.Float64)).alias(f"price_{ours}"),
+        ]
+
+    pairs = raw.select(*side("left", "a"), *side("right", "b"), pl.col("label"), pl.lit(source).alias("source"))
     seen = (hash_split(raw.get_column("cluster_id_left")) < TRAIN_BUCKETS) & (
         hash_split(raw.get_column("cluster_id_right")) < TRAIN_BUCKETS
     )
@@ -253,13 +237,7 @@ def evaluate_pair_model(model, test_sets: dict) -> dict:  # noqa: ANN001 - .prob
     if "pricerunner" in test_sets:
         pr = test_sets["pricerunner"]
         offers, i, j = pr["offers"], pr["i"], pr["j"]
-        side = offers.select(
-            "title",
-            pl.col("brand") if "brand" in offers.columns else pl.lit(None, pl.String).alias("brand"),
-            pl.col("price").cast(pl.Float64, strict=False),
-        )
-        frame = pl.concat([side[i].rename(lambda c: f"{c}_a"), side[j].rename(lambda c: f"{c}_b")], how="horizontal")
-        p = model.proba(frame) if len(i) else np.zeros(0)
+        p = model.proba(offer_pairs(offers, i, j)) if len(i) else np.zeros(0)
         clusters = offers.get_column("cluster_id").cast(pl.String).to_numpy()
         retailers = offers.get_column("retailer").cast(pl.String).to_numpy()
         groups = linked_offer_groups(offers.height, i, j, p, model.threshold, retailers)

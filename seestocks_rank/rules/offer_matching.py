@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from seestocks_rank.rules.dedup import components, number_signature
-from seestocks_rank.rules.pair_model import PairModel, offer_text
+from seestocks_rank.rules.pair_model import PairModel, offer_pairs, offer_text
 
 __all__ = [
     "MIN_COSINE",
@@ -93,11 +93,7 @@ def score_offer_pairs(
         current = current.with_columns(pl.lit(None, pl.Float64).alias("probability"))
     todo = current.filter(pl.col("probability").is_null())
     if todo.height:
-        side = offers.select(
-            "title", pl.col("brand") if "brand" in offers.columns else pl.lit(None, pl.String).alias("brand"), "price"
-        )
-        ta, tb = side[todo.get_column("_i").to_numpy()], side[todo.get_column("_j").to_numpy()]
-        frame = pl.concat([ta.rename(lambda c: f"{c}_a"), tb.rename(lambda c: f"{c}_b")], how="horizontal")
+        frame = offer_pairs(offers, todo.get_column("_i").to_numpy(), todo.get_column("_j").to_numpy())
         fresh = todo.with_columns(pl.Series("probability", model.proba(frame), pl.Float64))
         current = pl.concat([current.filter(pl.col("probability").is_not_null()), fresh])
     # in candidate order whatever was reused: a join does not keep row order, and the published table (and a

@@ -21,7 +21,7 @@ import polars as pl
 from seestocks_rank.inputs.errors import InputError
 from seestocks_rank.rules.dedup import LEXICAL_PAIR_FEATURES, lexical_pair_features
 
-__all__ = ["MANIFEST", "PAIR_COLUMNS", "PairModel", "offer_text", "pair_sides", "read_matching_pairs"]
+__all__ = ["MANIFEST", "PAIR_COLUMNS", "PairModel", "offer_pairs", "offer_text", "pair_sides", "read_matching_pairs"]
 
 PAIR_COLUMNS = ("title_a", "brand_a", "price_a", "title_b", "brand_b", "price_b", "label")
 """A labelled offer pair; ``brand_*`` and ``price_*`` may be empty; optional ``source`` names the set it
@@ -56,6 +56,19 @@ def pair_sides(pairs: pl.DataFrame, side: str) -> pl.DataFrame:
             for c in ("title", "brand", "price")
         ]
     ).with_columns(pl.col("price").cast(pl.Float64, strict=False))
+
+
+def offer_pairs(offers: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> pl.DataFrame:
+    """The pair frame (``title_a, brand_a, price_a, title_b, ...``) of offers ``i[k]`` and ``j[k]`` of a frame
+    with ``title`` and optional ``brand``, ``price`` (missing: null; a price that is not a number: null)."""
+    side = offers.select(
+        "title",
+        pl.col("brand") if "brand" in offers.columns else pl.lit(None, pl.String).alias("brand"),
+        (
+            pl.col("price").cast(pl.Float64, strict=False) if "price" in offers.columns else pl.lit(None, pl.Float64)
+        ).alias("price"),
+    )
+    return pl.concat([side[i].rename(lambda c: f"{c}_a"), side[j].rename(lambda c: f"{c}_b")], how="horizontal")
 
 
 def _texts(side: pl.DataFrame) -> list[str]:
